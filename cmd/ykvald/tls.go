@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+
+	"github.com/ykstack/ykstack/internal/tlsutil"
+)
+
+// tlsFlags are the server's TLS flags: a certificate and key turn HTTPS on.
+type tlsFlags struct {
+	cert, key string
+}
+
+func (f *tlsFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cert, "tls-cert", "", "serve HTTPS with the PEM certificate (and chain) in `FILE`; reread on SIGHUP")
+	fs.StringVar(&f.key, "tls-key", "", "the PEM private key of --tls-cert, in `FILE`; reread on SIGHUP")
+}
+
+// validate returns the problems of the flags.
+func (f *tlsFlags) validate() []error {
+	if (f.cert == "") != (f.key == "") {
+		return []error{fmt.Errorf("--tls-cert and --tls-key go together")}
+	}
+	return nil
+}
+
+func (f *tlsFlags) enabled() bool { return f.cert != "" }
+
+// serverConfig loads the files: nil, nil without TLS.
+func (f *tlsFlags) serverConfig(logger *slog.Logger) (*tls.Config, *tlsutil.KeyPair, error) {
+	if !f.enabled() {
+		return nil, nil, nil
+	}
+	return tlsutil.NewServer(tlsutil.ServerConfig{CertFile: f.cert, KeyFile: f.key, Logger: logger})
+}
+
+// newHandshakeCounter registers ykval_tls_handshake_errors_total.
+func newHandshakeCounter(reg prometheus.Registerer) (prometheus.Counter, error) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ykval_tls_handshake_errors_total",
+		Help: "TLS handshakes that failed: untrusted certificates, plain HTTP to the TLS port, clients that hung up.",
+	})
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// reloadOnHUP calls each reload function every time the process gets
+// SIGHUP, until stop is called; each logs its own result. With none, the
+// signal is logged and otherwise ignored, so that it does not end the
+// server.
+func reloadOnHUP(logger *slog.Logger, reloads ...func()) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				if len(reloads) == 0 {
+					logger.Info("tls: got a reload signal; nothing to reload", "signal", syscall.SIGHUP.String())
+				}
+				for _, r := range reloads {
+					r()
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			cancel()
+			<-done
+		})
+	}
+}
