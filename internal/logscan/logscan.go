@@ -19,9 +19,11 @@ package logscan
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -111,15 +113,27 @@ func (s *Set) Len() int {
 }
 
 // Scan searches every line of text, the log named source, for the
-// secrets, and returns a Hit for each secret found in a line.
+// secrets, and returns a Hit for each secret found in a line. Hits come
+// in line order and, within a line, longest secret first, so the most
+// specific kind (a whole OTP before its token part) leads.
 func (s *Set) Scan(source, text string) []Hit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	needles := make([]string, 0, len(s.needles))
+	for v := range s.needles {
+		needles = append(needles, v)
+	}
+	slices.SortFunc(needles, func(a, b string) int {
+		if c := cmp.Compare(len(b), len(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	var hits []Hit
 	for i, line := range strings.Split(text, "\n") {
-		for v, kind := range s.needles {
+		for _, v := range needles {
 			if strings.Contains(line, v) {
-				hits = append(hits, Hit{Source: source, Line: i + 1, Kind: kind, Text: line})
+				hits = append(hits, Hit{Source: source, Line: i + 1, Kind: s.needles[v], Text: line})
 			}
 		}
 	}
