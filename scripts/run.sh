@@ -55,11 +55,12 @@ ykstack is starting (Ctrl-C stops it):
   VAL  http://$val_listen/wsapi/2.0/verify    database $val_db (KSM embedded)
 
 Demo YubiKeys (serial,public id,...) are in $state/demo-keys.csv; API client $client_id, key $client_key.
-Try it from another terminal, as a YubiKey touch would:
+Try it from another terminal, as a YubiKey touch would (ykgenerate takes the
+OTP's counters from the clock: one new OTP per second, like touches):
   OTP=\$(bin/ykgenerate --db $ksm_db --public-id cccccccccccb)
   curl "http://$ksm_listen/wsapi/decrypt?otp=\$OTP"
-  curl "http://$val_listen/wsapi/2.0/verify?id=$client_id&nonce=0123456789abcdef&otp=\$OTP"
-  bin/ykclient --url http://$val_listen/wsapi/2.0/verify --apikey $client_key $client_id "\$(bin/ykgenerate --db $ksm_db --public-id cccccccccccb)"
+  curl "http://$val_listen/wsapi/2.0/verify?id=$client_id&nonce=0123456789abcdef&otp=\$OTP"   # OK; again: REPLAYED_OTP
+  sleep 1; bin/ykclient --url http://$val_listen/wsapi/2.0/verify --apikey $client_key $client_id "\$(bin/ykgenerate --db $ksm_db --public-id cccccccccccb)"
 
 MSG
 
