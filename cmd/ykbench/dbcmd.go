@@ -113,10 +113,21 @@ func runFreePort(ctx context.Context, env cli.Env, args []string) error {
 }
 
 // runWait polls a loopback URL until it answers HTTP 200 or the timeout
-// (default 30 s) passes.
+// (default 30 s) passes. An https URL takes the load commands' --cacert,
+// --cert and --key.
 func runWait(ctx context.Context, env cli.Env, args []string) error {
+	fs := newFlagSet("wait", env.Stderr)
+	var tf tlsClientFlags
+	tf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	args = fs.Args()
 	if len(args) < 1 || len(args) > 2 {
-		return cli.Usagef("want URL [TIMEOUT]")
+		return cli.Usagef("want [--cacert FILE [--cert FILE --key FILE]] URL [TIMEOUT]")
+	}
+	if err := tf.validate(); err != nil {
+		return cli.Usagef("%v", err)
 	}
 	timeout := 30 * time.Second
 	if len(args) == 2 {
@@ -135,9 +146,13 @@ func runWait(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
+	tc, err := tf.config(u)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tc}}
 	var last error
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)

@@ -23,11 +23,12 @@ type loadFlags struct {
 	keysDB      cli.DBFlags
 	counterBase int
 	dbPrefix    string // environment prefix of the key database flags
+	tls         tlsClientFlags
 }
 
 func (f *loadFlags) register(fs *pflag.FlagSet, dbPrefix string) {
 	f.dbPrefix = dbPrefix
-	fs.StringVar(&f.url, "url", "", "base `URL` of the server, http://127.0.0.1:PORT (loopback only)")
+	fs.StringVar(&f.url, "url", "", "base `URL` of the server, http://127.0.0.1:PORT or https://127.0.0.1:PORT (loopback only)")
 	fs.StringVar(&f.client, "client", clientRaw, "HTTP client: raw (lean HTTP/1.1, one connection per worker) or std (net/http)")
 	fs.StringVar(&f.label, "label", "", "scenario name to record with the result")
 	fs.StringVar(&f.out, "out", "", "append the JSON result line to `file`")
@@ -40,6 +41,7 @@ func (f *loadFlags) register(fs *pflag.FlagSet, dbPrefix string) {
 	fs.IntVar(&f.keys.maxKeys, "max-keys", 0, "use at most this many keys (0: all)")
 	f.keysDB.Register(fs, dbPrefix, "")
 	fs.IntVar(&f.counterBase, "counter", 1, "session counter of each key's first OTP")
+	f.tls.register(fs)
 }
 
 // validate reports every problem of the flags at once.
@@ -54,6 +56,7 @@ func (f *loadFlags) validate() error {
 	if f.timeout <= 0 {
 		errs = append(errs, errors.New("--timeout must be positive"))
 	}
+	errs = append(errs, f.tls.validate())
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,9 @@ const (
 	clientRaw = "raw" // a minimal HTTP/1.1 client: one connection per worker
 )
 
-// newGetters returns n getters of the given kind for base.
-func newGetters(kind string, base *url.URL, n int, timeout time.Duration) ([]getter, error) {
+// newGetters returns n getters of the given kind for base; tc (nil for
+// plain HTTP) is the TLS configuration of an https URL.
+func newGetters(kind string, base *url.URL, n int, timeout time.Duration, tc *tls.Config) ([]getter, error) {
 	gs := make([]getter, n)
 	switch kind {
 	case clientStd:
@@ -45,6 +47,8 @@ func newGetters(kind string, base *url.URL, n int, timeout time.Duration) ([]get
 			DisableCompression:  true,
 			IdleConnTimeout:     time.Minute,
 			DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+			TLSClientConfig:     tc, // HTTP/1.1: ForceAttemptHTTP2 stays off
+			TLSHandshakeTimeout: timeout,
 		}
 		c := &http.Client{Transport: tr, Timeout: timeout}
 		for i := range gs {
@@ -53,10 +57,14 @@ func newGetters(kind string, base *url.URL, n int, timeout time.Duration) ([]get
 	case clientRaw:
 		addr := base.Host
 		if base.Port() == "" {
-			addr = net.JoinHostPort(base.Hostname(), "80")
+			port := "80"
+			if base.Scheme == "https" {
+				port = "443"
+			}
+			addr = net.JoinHostPort(base.Hostname(), port)
 		}
 		for i := range gs {
-			gs[i] = &rawGetter{addr: addr, host: base.Host, timeout: timeout}
+			gs[i] = &rawGetter{addr: addr, host: base.Host, timeout: timeout, tls: tc}
 		}
 	default:
 		return nil, fmt.Errorf("--client must be %q or %q", clientStd, clientRaw)
@@ -113,10 +121,13 @@ func readAllInto(b []byte, r io.Reader) ([]byte, error) {
 // costs the load generator far less CPU than net/http, which matters when
 // generator and server share two cores. It understands Content-Length and
 // chunked bodies and "Connection: close"; a request that fails on a reused
-// connection is retried once on a new one, as net/http does for GET.
+// connection is retried once on a new one, as net/http does for GET. With
+// a TLS configuration it speaks HTTPS: the connection is wrapped in
+// crypto/tls, and everything else stays the same.
 type rawGetter struct {
 	addr, host string
 	timeout    time.Duration
+	tls        *tls.Config // nil: plain HTTP
 	conn       net.Conn
 	r          *bufio.Reader
 	req        []byte
@@ -145,6 +156,17 @@ func (g *rawGetter) try(ctx context.Context, pathQuery string) (int, []byte, err
 		c, err := d.DialContext(ctx, "tcp", g.addr)
 		if err != nil {
 			return 0, nil, err
+		}
+		if g.tls != nil {
+			tc := tls.Client(c, g.tls)
+			hctx, cancel := context.WithTimeout(ctx, g.timeout)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				c.Close()
+				return 0, nil, fmt.Errorf("tls: %w", err)
+			}
+			c = tc
 		}
 		g.conn = c
 		if g.r == nil {

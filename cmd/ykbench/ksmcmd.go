@@ -58,7 +58,11 @@ func runKSM(ctx context.Context, env cli.Env, args []string) error {
 			reqs[i].want = want
 		}
 	}
-	getters, err := newGetters(f.client, base, f.cfg.Concurrency, f.timeout)
+	tc, err := f.tls.config(base)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	getters, err := newGetters(f.client, base, f.cfg.Concurrency, f.timeout, tc)
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}

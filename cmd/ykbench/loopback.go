@@ -7,7 +7,7 @@ import (
 	"net/url"
 )
 
-// loopbackURL parses raw and accepts it only when it is an http URL whose
+// loopbackURL parses raw and accepts it only when it is an http or https URL whose
 // host is, or resolves only to, loopback addresses: ykbench is a load
 // generator and must never be pointed at someone else's server.
 func loopbackURL(ctx context.Context, raw string) (*url.URL, error) {
@@ -15,8 +15,8 @@ func loopbackURL(ctx context.Context, raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
 	}
-	if u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("--url %q: want http://HOST:PORT (plain HTTP on loopback)", raw)
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--url %q: want http://HOST:PORT or https://HOST:PORT on loopback", raw)
 	}
 	host := u.Hostname()
 	var ips []net.IP

@@ -20,6 +20,7 @@ var subcommands = map[string]func(context.Context, cli.Env, []string) error{
 	"wait":     runWait,
 	"report":   runReport,
 	"machine":  runMachine,
+	"gencert":  runGenCert,
 }
 
 const usage = `usage: ykbench COMMAND [flags]
@@ -35,6 +36,7 @@ commands:
   wait       wait until a URL answers HTTP 200
   report     print JSON results as Markdown tables
   machine    print the machine record (CPU, RAM, kernel, Go, MariaDB settings)
+  gencert    write a throwaway CA, server and client certificate (for HTTPS runs)
 
 Run "ykbench COMMAND --help" for a command's flags.
 `

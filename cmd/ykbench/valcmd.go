@@ -70,7 +70,11 @@ func runVAL(ctx context.Context, env cli.Env, args []string) error {
 	if len(keys) < f.cfg.Concurrency {
 		return cli.Usagef("have %d keys for %d workers: every worker needs keys of its own", len(keys), f.cfg.Concurrency)
 	}
-	getters, err := newGetters(f.client, base, f.cfg.Concurrency, f.timeout)
+	tc, err := f.tls.config(base)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	getters, err := newGetters(f.client, base, f.cfg.Concurrency, f.timeout, tc)
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}

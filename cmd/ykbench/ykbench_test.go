@@ -95,7 +95,10 @@ func TestLoopbackURL(t *testing.T) {
 		{"http://10.0.0.1:8080", false},
 		{"http://192.168.1.1", false},
 		{"http://example.com", false},
-		{"https://127.0.0.1:8443", false},
+		{"https://127.0.0.1:8443", true},
+		{"https://localhost:8443/", true},
+		{"https://10.0.0.1:8443", false},
+		{"ftp://127.0.0.1:21", false},
 		{"127.0.0.1:8080", false},
 		{"", false},
 	} {
@@ -161,6 +164,16 @@ func writeKeys(t *testing.T, n int) (string, []ksm.Key) {
 // ksmServer starts a real ksmserver on a fresh SQLite database holding keys.
 func ksmServer(t *testing.T, keys []ksm.Key) (url, dsn string) {
 	t.Helper()
+	mux, dsn := ksmMux(t, keys)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL, dsn
+}
+
+// ksmMux returns a real ksmserver handler on a fresh SQLite database
+// holding keys.
+func ksmMux(t *testing.T, keys []ksm.Key) (h http.Handler, dsn string) {
+	t.Helper()
 	ctx := context.Background()
 	dsn = testdb.SQLite(t)
 	st, err := sqlstore.Open(ctx, sqldb.Config{DSN: dsn})
@@ -175,9 +188,7 @@ func ksmServer(t *testing.T, keys []ksm.Key) (url, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL, dsn
+	return mux, dsn
 }
 
 // runCmd runs ykbench with args and returns its stdout, stderr and error.
@@ -262,7 +273,7 @@ func TestBaselineServer(t *testing.T) {
 	srv := httptest.NewServer(baselineHandler())
 	defer srv.Close()
 	base, _ := url.Parse(srv.URL)
-	gs, err := newGetters(clientRaw, base, 1, time.Second)
+	gs, err := newGetters(clientRaw, base, 1, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +305,7 @@ func TestRawGetter(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	base, _ := url.Parse(srv.URL)
-	gs, _ := newGetters(clientRaw, base, 1, 2*time.Second)
+	gs, _ := newGetters(clientRaw, base, 1, 2*time.Second, nil)
 	g := gs[0]
 	defer g.close()
 	for _, tc := range []struct {

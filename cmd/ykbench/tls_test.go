@@ -1,0 +1,196 @@
+package main
+
+import (
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ykstack/ykstack/internal/tlsutil"
+)
+
+// genCerts runs ykbench gencert into a new directory and returns it.
+func genCerts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, errOut, err := runCmd(t, "gencert", "--dir", dir); err != nil {
+		t.Fatalf("ykbench gencert: %v\n%s", err, errOut)
+	}
+	return dir
+}
+
+// tlsServer serves h over HTTPS on loopback with the certificates in dir,
+// as ykksmd does (tlsutil.NewServer), requiring a client certificate when
+// mutual, and returns its https URL.
+func tlsServer(t *testing.T, h http.Handler, dir string, mutual bool) string {
+	t.Helper()
+	cfg := tlsutil.ServerConfig{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")}
+	if mutual {
+		cfg.ClientCAFile = filepath.Join(dir, "ca.crt")
+	}
+	tc, _, err := tlsutil.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, TLSConfig: tc, ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + ln.Addr().String()
+}
+
+func TestGenCert(t *testing.T) {
+	dir := genCerts(t)
+	for _, name := range []string{"ca.crt", "server.crt", "server.key", "client.crt", "client.key"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	for _, pair := range []string{"server", "client"} {
+		c, err := tls.LoadX509KeyPair(filepath.Join(dir, pair+".crt"), filepath.Join(dir, pair+".key"))
+		if err != nil {
+			t.Fatalf("%s pair: %v", pair, err)
+		}
+		if c.Leaf.PublicKeyAlgorithm.String() != "ECDSA" {
+			t.Errorf("%s key is %v, want ECDSA", pair, c.Leaf.PublicKeyAlgorithm)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no dir", []string{"gencert"}},
+		{"argument", []string{"gencert", "--dir", dir, "extra"}},
+		{"days", []string{"gencert", "--dir", dir, "--days", "0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := runCmd(t, tc.args...); err == nil {
+				t.Errorf("ykbench %s: no error", strings.Join(tc.args, " "))
+			}
+		})
+	}
+}
+
+// TestKSMTLS loads a KSM over HTTPS and mutual TLS with both clients.
+func TestKSMTLS(t *testing.T) {
+	keysFile, keys := writeKeys(t, 50)
+	dir := genCerts(t)
+	h, _ := ksmMux(t, keys)
+	ca := filepath.Join(dir, "ca.crt")
+	clientArgs := []string{"--cert", filepath.Join(dir, "client.crt"), "--key", filepath.Join(dir, "client.key")}
+	for _, tc := range []struct {
+		name   string
+		mutual bool
+		args   []string
+	}{
+		{"tls", false, []string{"--cacert", ca}},
+		{"tls-client-cert", false, append([]string{"--cacert", ca}, clientArgs...)},
+		{"mtls", true, append([]string{"--cacert", ca}, clientArgs...)},
+	} {
+		url := tlsServer(t, h, dir, tc.mutual)
+		for _, client := range []string{clientRaw, clientStd} {
+			t.Run(tc.name+"/"+client, func(t *testing.T) {
+				args := append([]string{"ksm", "--url", url, "--client", client, "-c", "4", "-d", "300ms", "--warmup", "50ms", "--otps", "500", "--keys", keysFile}, tc.args...)
+				out, errOut, err := runCmd(t, args...)
+				if err != nil {
+					t.Fatalf("ykbench %s: %v\n%s", strings.Join(args, " "), err, errOut)
+				}
+				r := jsonResult(t, out)
+				if r.Requests == 0 || r.Errors != 0 || r.WarmupErrs != 0 || r.URL != url {
+					t.Errorf("result = %+v, want requests > 0, no errors, url %s", r, url)
+				}
+			})
+		}
+	}
+}
+
+// TestKSMTLSRefused checks that the TLS checks are real: a server whose
+// certificate the client does not trust, and a mutual-TLS server to which
+// the client shows no certificate, fail every request.
+func TestKSMTLSRefused(t *testing.T) {
+	keysFile, keys := writeKeys(t, 10)
+	dir, other := genCerts(t), genCerts(t)
+	h, _ := ksmMux(t, keys)
+	plain := tlsServer(t, h, dir, false)
+	mutual := tlsServer(t, h, dir, true)
+	for _, tc := range []struct {
+		name, url, ca string
+	}{
+		{"untrusted server", plain, filepath.Join(other, "ca.crt")},
+		{"no client certificate", mutual, filepath.Join(dir, "ca.crt")},
+	} {
+		for _, client := range []string{clientRaw, clientStd} {
+			t.Run(tc.name+"/"+client, func(t *testing.T) {
+				out, errOut, err := runCmd(t, "ksm", "--url", tc.url, "--client", client, "--cacert", tc.ca, "--keys", keysFile, "-c", "1", "-d", "100ms", "--warmup", "0s")
+				if err != nil {
+					t.Fatalf("ykbench ksm: %v\n%s", err, errOut)
+				}
+				if r := jsonResult(t, out); r.Requests == 0 || r.Errors != r.Requests {
+					t.Errorf("requests %d, errors %d, sample %q; want every request to fail", r.Requests, r.Errors, r.ErrorSample)
+				}
+			})
+		}
+	}
+}
+
+// TestTLSFlags checks the usage errors of the TLS flags.
+func TestTLSFlags(t *testing.T) {
+	keysFile, _ := writeKeys(t, 2)
+	dir := genCerts(t)
+	ca := filepath.Join(dir, "ca.crt")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"cacert with http", []string{"--url", "http://127.0.0.1:1", "--cacert", ca}, "go with an https URL"},
+		{"cert without key", []string{"--url", "https://127.0.0.1:1", "--cacert", ca, "--cert", filepath.Join(dir, "client.crt")}, "--cert and --key go together"},
+		{"missing CA file", []string{"--url", "https://127.0.0.1:1", "--cacert", filepath.Join(dir, "nosuch.crt")}, "CA file"},
+		{"non-loopback https", []string{"--url", "https://192.0.2.1:8443", "--cacert", ca}, "not a loopback address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"ksm", "--keys", keysFile, "-d", "100ms"}, tc.args...)
+			_, _, err := runCmd(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ykbench %s: error %v, want one containing %q", strings.Join(args, " "), err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWaitTLS waits for HTTPS servers, with and without a client certificate.
+func TestWaitTLS(t *testing.T) {
+	dir := genCerts(t)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	plain, mutual := tlsServer(t, ok, dir, false), tlsServer(t, ok, dir, true)
+	ca := filepath.Join(dir, "ca.crt")
+	for _, tc := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"tls", []string{"--cacert", ca, plain + "/healthz", "5s"}, true},
+		{"mtls", []string{"--cacert", ca, "--cert", filepath.Join(dir, "client.crt"), "--key", filepath.Join(dir, "client.key"), mutual + "/", "5s"}, true},
+		{"mtls without a certificate", []string{"--cacert", ca, mutual + "/", "300ms"}, false},
+		{"untrusted", []string{plain + "/", "300ms"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, err := runCmd(t, append([]string{"wait"}, tc.args...)...)
+			if (err == nil) != tc.ok {
+				t.Errorf("ykbench wait %s: error %v, want ok = %v\n%s", strings.Join(tc.args, " "), err, tc.ok, errOut)
+			}
+		})
+	}
+}
