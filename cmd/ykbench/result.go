@@ -40,6 +40,10 @@ type runResult struct {
 	// them as Dvorak modhex (val mode; about 1 in 10,000).
 	SkippedDvorak uint64   `json:"skipped_dvorak,omitempty"`
 	ErrorSample   []string `json:"error_sample,omitempty"`
+
+	// servers are the server records bench.sh wrote right after this run
+	// (filled in by readResults; not part of the JSON line).
+	servers []serverRecord
 }
 
 func newRunResult(mode, label string, base string, client string, cfg loadConfig, keys int, started time.Time, load1 float64, s *loadStats) runResult {

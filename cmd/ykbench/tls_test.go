@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -192,5 +193,62 @@ func TestWaitTLS(t *testing.T) {
 				t.Errorf("ykbench wait %s: error %v, want ok = %v\n%s", strings.Join(tc.args, " "), err, tc.ok, errOut)
 			}
 		})
+	}
+}
+
+// TestReportVsPlaintext checks the pairing of TLS and sealed runs with the
+// plaintext runs of the same results: interleaved repeats pair in order,
+// each run keeps its own server record, and the medians and the target
+// follow.
+func TestReportVsPlaintext(t *testing.T) {
+	load := func(label, mode string, c int, rps float64) string {
+		return fmt.Sprintf(`{"kind":"load","label":%q,"mode":%q,"client":"raw","concurrency":%d,"requests":%d,"rps":%g,"p99_ms":2,"elapsed_s":10}`, label, mode, c, int(rps*10), rps)
+	}
+	server := func(label string, c int, cpu float64) string {
+		return fmt.Sprintf(`{"kind":"server","label":%q,"client":"raw","concurrency":%d,"server":"ykksmd","peak_rss_kib":1024,"cpu_s":%g,"wall_s":12}`, label, c, cpu)
+	}
+	var lines []string
+	// Three interleaved pairs at c=32: TLS at 95%, 80% and 92% of plaintext
+	// (median 92%); CPU per request 10, 12, 11 µs against 10 (median 110%).
+	for _, tc := range []struct{ plain, tls, tlsCPU float64 }{{40000, 38000, 3.8}, {40000, 32000, 3.84}, {40000, 36800, 4.048}} {
+		lines = append(lines, load("ksm-sqlite", "ksm", 32, tc.plain), server("ksm-sqlite", 32, 4),
+			load("ksm-sqlite-tls", "ksm", 32, tc.tls), server("ksm-sqlite-tls", 32, tc.tlsCPU))
+	}
+	lines = append(lines,
+		load("ksm-sqlite-sealed", "ksm", 8, 30000), server("ksm-sqlite-sealed", 8, 3), // no plaintext run at c=8
+		load("val-sqlite-embedded", "val", 32, 5000), load("val-sqlite-embedded-tls", "val", 32, 4000))
+	r, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| ksm-sqlite-tls | raw | 32 | 38000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | req/s 95%, CPU/req 100% | 1.0 MiB | 32% | 10 |",
+		"| ksm-sqlite-tls | raw | 32 | 32000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | req/s 80%, CPU/req 120% |",
+		"| ksm-sqlite-tls | ksm-sqlite | raw | 32 | 3 | 36800 | 40000 | 92% | 2.000 | 2.000 | 11 | 10 | 110% |",
+		"| val-sqlite-embedded-tls | val-sqlite-embedded | raw | 32 | 1 | 4000 | 5000 | 80% | 2.000 | 2.000 | – | – | – |",
+		"ksm-sqlite-tls (raw client) c=32: 8.0% slower than ksm-sqlite (req/s, median of 3 pairs; server CPU/req +10%), target < 10% slower | met |",
+		"val-sqlite-embedded-tls (raw client) c=32: 20.0% slower than val-sqlite-embedded (req/s, median of 1 pairs; server CPU/req –), target < 10% slower | **missed** |",
+		"| ksm-sqlite-sealed | raw | 8 | 30000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | – |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, out)
+		}
+	}
+	for _, tc := range []struct{ label, want string }{
+		{"ksm-sqlite-tls", "ksm-sqlite"},
+		{"ksm-sqlite-mtls", "ksm-sqlite"},
+		{"ksm-sqlite-sealed", "ksm-sqlite"},
+		{"val-sqlite-embedded-tls", "val-sqlite-embedded"},
+		{"ksm-sqlite", ""},
+		{"-tls", ""},
+	} {
+		if got := plaintextLabel(tc.label); got != tc.want {
+			t.Errorf("plaintextLabel(%q) = %q, want %q", tc.label, got, tc.want)
+		}
 	}
 }

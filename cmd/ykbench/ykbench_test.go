@@ -352,7 +352,7 @@ func TestReport(t *testing.T) {
 	for _, want := range []string{
 		"| nproc | 2 |",
 		"| ksm-sqlite | raw | 32 | 30000 | 0.800 |",
-		"| 38% | 30.0 MiB | 100% | 33 |",
+		"| 38% | – | 30.0 MiB | 100% | 33 |",
 		"ksm-sqlite (raw client) c=32: 30000 decrypts/s, target ≥ 40000 (75% of it), 0 errors | **missed** |",
 		"p99 4.500 ms, target < 10 ms | met |",
 		"val-sqlite-embedded (raw client) c=32: 12000 fresh-OTP verifies/s, target ≥ 10000 (120% of it), 0 errors | met |",
