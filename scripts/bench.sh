@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks behind `make bench`: decrypt and verify load over loopback
-# HTTP with keep-alive (ykbench), and the import of 100,000 keys. Servers run
+# HTTP (and HTTPS) with keep-alive (ykbench), and the import of 100,000 keys. Servers run
 # on 127.0.0.1 on free ports with throwaway databases (SQLite files in a
 # temporary directory, fresh MariaDB databases dropped at the end).
 #
@@ -15,6 +15,9 @@
 #   BENCH_IMPORT_KEYS=100000                 keys ykksm-import imports
 #   BENCH_CLIENT=raw                         ykbench's HTTP client: raw or std
 #   BENCH_SCENARIOS="gobench baseline ksm-sqlite ksm-mariadb import val-sqlite val-mariadb val-replay std-client"
+#                    also: ksm-sqlite-tls ksm-sqlite-mtls ksm-sqlite-sealed val-sqlite-tls, each
+#                    run interleaved with its plaintext scenario (ksm-sqlite, val-sqlite)
+#   BENCH_REPEAT=1                           runs of each (plaintext, TLS/sealed) pair per concurrency
 #   BENCH_GOBENCHTIME=300ms                  -benchtime of the Go micro-benchmarks
 #   BENCH_GOBENCH=REGEXP                     which of them (default: bench_test.go's; "." for all)
 #   BENCH_RESULTS=FILE                       results file (default: a new file in $TMPDIR)
@@ -30,6 +33,7 @@ nkeys=${BENCH_KEYS:-10000}
 replay_keys=${BENCH_REPLAY_KEYS:-2000}
 import_keys=${BENCH_IMPORT_KEYS:-100000}
 client=${BENCH_CLIENT:-raw}
+repeat=${BENCH_REPEAT:-1}
 scenarios=${BENCH_SCENARIOS:-gobench baseline ksm-sqlite ksm-mariadb import val-sqlite val-mariadb val-replay std-client}
 gobenchtime=${BENCH_GOBENCHTIME:-300ms}
 gobench=${BENCH_GOBENCH:-^Benchmark(Decrypt|Split|Generate|Decrypter|DecryptHandler|Lookup|Import)\$}
@@ -38,6 +42,7 @@ docs=$root/docs/BENCHMARKS.md
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 want() { case " $scenarios " in *" $1 "*) return 0 ;; esac; return 1; }
+case $repeat in '' | *[!0-9]* | 0) echo "bench: BENCH_REPEAT must be a positive number" >&2; exit 2 ;; esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ykstack-bench.XXXXXX")
 results=${BENCH_RESULTS:-$work/results.jsonl}
@@ -71,7 +76,7 @@ fi
 
 say "building into $bin"
 mkdir -p "$bin"
-go build -o "$bin/" ./cmd/ykbench ./cmd/ykksmd ./cmd/ykksm-gen-keys ./cmd/ykksm-import ./cmd/ykval-gen-clients
+go build -o "$bin/" ./cmd/ykbench ./cmd/ykksmd ./cmd/ykksm-gen-keys ./cmd/ykksm-import ./cmd/ykval-gen-clients ./cmd/ykksm-seal
 have_vald=0
 if [ -f cmd/ykvald/main.go ] && go build -o "$bin/" ./cmd/ykvald 2>"$work/ykvald-build.log"; then
 	have_vald=1
@@ -91,7 +96,7 @@ fs_type=$(df -PT "$work" | awk 'NR==2{print $2}')
 admin_arg=()
 [ "$have_mysql" = 1 ] && admin_arg=(--admin "$YKSTACK_TEST_MYSQL")
 "$yb" machine "${admin_arg[@]}" --out "$results" \
-	"duration=$duration" "warmup=$warmup" "concurrency=$concurrency" "ykbench client=$client" \
+	"duration=$duration" "warmup=$warmup" "concurrency=$concurrency" "ykbench client=$client" "repeats of the TLS/sealed pairs=$repeat" \
 	"keys in KSM=$nkeys" "filesystem of the databases=$fs_type ($work)" >&2
 
 # --- helpers -----------------------------------------------------------------
@@ -119,9 +124,10 @@ stop() {
 	pids=("${rest[@]}")
 }
 
-# ready URL LOGFILE: waits for a server, or shows its log and fails.
+# ready URL LOGFILE [WAIT-FLAGS...]: waits for a server (an https URL with
+# ykbench's --cacert, --cert, --key), or shows its log and fails.
 ready() {
-	"$yb" wait "$1" 30s || { say "server did not come up; its log:"; tail -20 "$2" >&2; exit 1; }
+	"$yb" wait "${@:3}" "$1" 30s || { say "server did not come up; its log:"; tail -20 "$2" >&2; exit 1; }
 }
 
 # measure LABEL C "PID:NAME ..." CMD...: runs one ykbench load run at
@@ -186,12 +192,33 @@ mkdb() {
 }
 
 url() { echo "http://127.0.0.1:$1"; }
+surl() { echo "https://127.0.0.1:$1"; }
 
 # --- data --------------------------------------------------------------------
 keys=$work/keys.csv
 "$bin/ykksm-gen-keys" --urandom 1 "$nkeys" >"$keys"
 ksm_sqlite=sqlite:$work/ksm.db
 "$yb" seed --db "$ksm_sqlite" --keys "$keys" >&2
+
+# TLS files for the TLS scenarios: a throwaway CA, a server certificate for
+# 127.0.0.1 and a client certificate (ECDSA P-256), and ykbench's flags to
+# trust the server ($tls_client) and also to show the client certificate
+# ($mtls_client).
+tlsdir=$work/tls
+tls_server=(--tls-cert "$tlsdir/server.crt" --tls-key "$tlsdir/server.key")
+tls_client=(--cacert "$tlsdir/ca.crt")
+mtls_client=(--cacert "$tlsdir/ca.crt" --cert "$tlsdir/client.crt" --key "$tlsdir/client.key")
+if want ksm-sqlite-tls || want ksm-sqlite-mtls || want val-sqlite-tls; then
+	mkdir -m 700 "$tlsdir"
+	"$yb" gencert --dir "$tlsdir" >&2
+fi
+# For ksm-sqlite-sealed: the same keys in a second database, every AES key
+# sealed under a new KEK (ykksm-seal, as docs/OPERATIONS.md does it).
+if want ksm-sqlite-sealed; then
+	"$yb" seed --db "sqlite:$work/ksm-sealed.db" --keys "$keys" >&2
+	"$bin/ykksm-seal" gen-kek "$work/kek" >/dev/null
+	"$bin/ykksm-seal" seal --database "sqlite:$work/ksm-sealed.db" --kek-file "$work/kek" >&2
+fi
 
 # --- Go micro-benchmarks -----------------------------------------------------
 if want gobench; then
@@ -228,9 +255,60 @@ ksm() {
 	stop "$pid"
 }
 
+# ksm_overhead VARIANT...: ykksmd on SQLite over plain HTTP (ksm-sqlite) and
+# as each VARIANT, all running at once; for each repeat and concurrency, one
+# run on each in turn, so a TLS or sealed run and its plaintext run see the
+# same machine. Variants: tls (HTTPS), mtls (mutual TLS), sealed (AES keys
+# sealed under a KEK, plain HTTP).
+ksm_overhead() {
+	local v label port rep c i names=(ksm-sqlite) pids_=() urls=() cargs=()
+	port=$("$yb" freeport)
+	start ykksmd "$work/ksm-sqlite.log" "$bin/ykksmd" --listen "127.0.0.1:$port" --db "$ksm_sqlite"
+	pids_+=("$last_pid") urls+=("$(url "$port")") cargs+=("")
+	ready "$(url "$port")/healthz" "$work/ksm-sqlite.log"
+	for v in "$@"; do
+		label=ksm-sqlite-$v
+		port=$("$yb" freeport)
+		case $v in
+		tls)
+			start ykksmd "$work/$label.log" "$bin/ykksmd" --listen "127.0.0.1:$port" --db "$ksm_sqlite" "${tls_server[@]}"
+			urls+=("$(surl "$port")") cargs+=("${tls_client[*]}")
+			;;
+		mtls)
+			start ykksmd "$work/$label.log" "$bin/ykksmd" --listen "127.0.0.1:$port" --db "$ksm_sqlite" "${tls_server[@]}" --tls-client-ca "$tlsdir/ca.crt"
+			urls+=("$(surl "$port")") cargs+=("${mtls_client[*]}")
+			;;
+		sealed)
+			start ykksmd "$work/$label.log" "$bin/ykksmd" --listen "127.0.0.1:$port" --db "sqlite:$work/ksm-sealed.db" --kek-file "$work/kek"
+			urls+=("$(url "$port")") cargs+=("")
+			;;
+		esac
+		names+=("$label") pids_+=("$last_pid")
+		# shellcheck disable=SC2086 # cargs holds file names without spaces
+		ready "${urls[-1]}/healthz" "$work/$label.log" ${cargs[-1]}
+	done
+	for rep in $(seq "$repeat"); do
+		for c in $concurrency; do
+			for i in "${!names[@]}"; do
+				# shellcheck disable=SC2086
+				measure "${names[$i]}" "$c" "${pids_[$i]}:ykksmd" "$yb" ksm --url "${urls[$i]}" --keys "$keys" ${cargs[$i]}
+			done
+		done
+	done
+	for i in "${!pids_[@]}"; do stop "${pids_[$i]}"; done
+}
+
 # Baseline and KSM runs, the baseline in the same run so the ratio is fair.
 want baseline && baseline
-want ksm-sqlite && ksm ksm-sqlite "$ksm_sqlite"
+ksm_variants=()
+want ksm-sqlite-tls && ksm_variants+=(tls)
+want ksm-sqlite-mtls && ksm_variants+=(mtls)
+want ksm-sqlite-sealed && ksm_variants+=(sealed)
+if [ "${#ksm_variants[@]}" -gt 0 ]; then
+	ksm_overhead "${ksm_variants[@]}"
+elif want ksm-sqlite; then
+	ksm ksm-sqlite "$ksm_sqlite"
+fi
 if want ksm-mariadb && [ "$have_mysql" = 1 ]; then
 	mkdb "ykbench_ksm_$$"
 	"$yb" seed --db "$dsn" --keys "$keys" >&2
@@ -267,18 +345,33 @@ fi
 
 # --- YK-VAL: fresh OTPs (the write path) and replays ---------------------------
 # vald LABEL VAL-DSN KSM-ARGS...: starts ykvald with a new API client; sets
-# $val_url, $val_pid, $val_id, $val_key.
+# $val_url, $val_pid, $val_id, $val_key. With $val_tls set, ykvald serves
+# HTTPS ("${tls_server[@]}") and ykbench trusts it ($val_cargs).
 vald() {
 	local label=$1 dsn=$2 port
 	shift 2
 	IFS=, read -r val_id val_key < <("$bin/ykval-gen-clients" --database "$dsn" 1)
 	port=$("$yb" freeport)
-	start ykvald "$work/$label.log" "$bin/ykvald" --listen "127.0.0.1:$port" --db "$dsn" "$@"
+	val_cargs=()
+	if [ -n "${val_tls:-}" ]; then
+		start ykvald "$work/$label.log" "$bin/ykvald" --listen "127.0.0.1:$port" --db "$dsn" "${tls_server[@]}" "$@"
+		val_url=$(surl "$port")
+		val_cargs=("${tls_client[@]}")
+	else
+		start ykvald "$work/$label.log" "$bin/ykvald" --listen "127.0.0.1:$port" --db "$dsn" "$@"
+		val_url=$(url "$port")
+	fi
 	val_pid=$last_pid
-	val_url=$(url "$port")
 	val_counter=1
-	ready "$val_url/healthz" "$work/$label.log"
+	ready "$val_url/healthz" "$work/$label.log" "${val_cargs[@]}"
 }
+
+# val_save NAME / val_use NAME: keep and bring back the state vald and
+# valruns work on, for two servers loaded in turn.
+declare -A v_url v_pid v_id v_key v_counter v_cargs
+val_save() { v_url[$1]=$val_url v_pid[$1]=$val_pid v_id[$1]=$val_id v_key[$1]=$val_key v_counter[$1]=$val_counter v_cargs[$1]="${val_cargs[*]}"; }
+# shellcheck disable=SC2206 # v_cargs holds file names without spaces
+val_use() { val_url=${v_url[$1]} val_pid=${v_pid[$1]} val_id=${v_id[$1]} val_key=${v_key[$1]} val_counter=${v_counter[$1]} val_cargs=(${v_cargs[$1]}); }
 
 # valruns LABEL "PID:NAME ..." [--replay --max-keys N]: the VAL load runs.
 # On a new server every key is first primed (one OTP each, outside any
@@ -292,20 +385,42 @@ valruns() {
 	if [ "$val_counter" = 1 ]; then
 		say "$label: priming $nkeys keys (unmeasured)"
 		last_json=$("$yb" val --url "$val_url" --client-id "$val_id" --api-key "$val_key" --keys "$keys" \
-			-c 8 --client "$client" --prime-only | grep '^{') || say "$label: priming failed"
+			-c 8 --client "$client" --prime-only "${val_cargs[@]}" | grep '^{') || say "$label: priming failed"
 		next=$(next_counter)
 		val_counter=${next:-1000}
 	fi
-	for c in $concurrency; do
+	for c in ${val_conc:-$concurrency}; do
 		measure "$label" "$c" "$procs" "$yb" val --url "$val_url" --client-id "$val_id" --api-key "$val_key" \
-			--keys "$keys" --counter "$val_counter" "$@"
+			--keys "$keys" --counter "$val_counter" "${val_cargs[@]}" "$@"
 		next=$(next_counter)
 		val_counter=${next:-$((val_counter + 1000))} # a failed run reports nothing: jump well ahead
 	done
 }
 
 if [ "$have_vald" = 1 ]; then
-	if want val-sqlite || want val-replay; then
+	if want val-sqlite-tls; then
+		# ykvald over HTTPS and over HTTP (each its own VAL database, one KSM
+		# database), loaded in turn: per repeat and concurrency, a plaintext
+		# run, then a TLS run.
+		val_tls=1 vald val-sqlite-embedded-tls "sqlite:$work/val-tls.db" --ksm-db "$ksm_sqlite"
+		val_save tls
+		vald val-sqlite-embedded "sqlite:$work/val.db" --ksm-db "$ksm_sqlite"
+		val_save plain
+		for rep in $(seq "$repeat"); do
+			for c in $concurrency; do
+				val_use plain
+				val_conc=$c valruns val-sqlite-embedded "$val_pid:ykvald"
+				val_save plain
+				val_use tls
+				val_conc=$c valruns val-sqlite-embedded-tls "$val_pid:ykvald"
+				val_save tls
+			done
+		done
+		stop "$val_pid"
+		val_use plain
+		want val-replay && valruns val-replay-sqlite-embedded "$val_pid:ykvald" --replay --max-keys "$replay_keys"
+		stop "$val_pid"
+	elif want val-sqlite || want val-replay; then
 		vald val-sqlite-embedded "sqlite:$work/val.db" --ksm-db "$ksm_sqlite"
 		want val-sqlite && valruns val-sqlite-embedded "$val_pid:ykvald"
 		want val-replay && valruns val-replay-sqlite-embedded "$val_pid:ykvald" --replay --max-keys "$replay_keys"

@@ -190,3 +190,12 @@ func num(v float64) string {
 	}
 	return fmt.Sprintf("%.0f", v)
 }
+
+// slower words a req/s ratio against plaintext: "8.0% slower than" or
+// "3.0% faster than".
+func slower(ratio float64) string {
+	if ratio > 1 {
+		return fmt.Sprintf("%.1f%% faster than", 100*(ratio-1))
+	}
+	return fmt.Sprintf("%.1f%% slower than", 100*(1-ratio))
+}

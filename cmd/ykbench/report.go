@@ -288,8 +288,8 @@ func (r *results) targets(plain *overheads) string {
 	}
 	for _, g := range plain.groups {
 		if med := g.medianRPSRatio(); !math.IsNaN(med) {
-			check(med > 1-overheadTarget, "%s (%s client) c=%d: %.1f%% slower than %s (req/s, median of %d pairs; server CPU/req %s), target < %.0f%% slower",
-				g.label, g.client, g.c, 100*(1-med), g.plain, len(g.pairs), signedPct(g.medianCPURatio()), 100*overheadTarget)
+			check(med > 1-overheadTarget, "%s (%s client) c=%d: %s %s (req/s, median of %d run pairs; server CPU/req %s), target < %.0f%% slower",
+				g.label, g.client, g.c, slower(med), g.plain, len(g.pairs), signedPct(g.medianCPURatio()), 100*overheadTarget)
 		}
 	}
 	for _, l := range r.loads {

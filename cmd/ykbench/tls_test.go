@@ -231,8 +231,8 @@ func TestReportVsPlaintext(t *testing.T) {
 		"| ksm-sqlite-tls | raw | 32 | 32000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | req/s 80%, CPU/req 120% |",
 		"| ksm-sqlite-tls | ksm-sqlite | raw | 32 | 3 | 36800 | 40000 | 92% | 2.000 | 2.000 | 11 | 10 | 110% |",
 		"| val-sqlite-embedded-tls | val-sqlite-embedded | raw | 32 | 1 | 4000 | 5000 | 80% | 2.000 | 2.000 | – | – | – |",
-		"ksm-sqlite-tls (raw client) c=32: 8.0% slower than ksm-sqlite (req/s, median of 3 pairs; server CPU/req +10%), target < 10% slower | met |",
-		"val-sqlite-embedded-tls (raw client) c=32: 20.0% slower than val-sqlite-embedded (req/s, median of 1 pairs; server CPU/req –), target < 10% slower | **missed** |",
+		"ksm-sqlite-tls (raw client) c=32: 8.0% slower than ksm-sqlite (req/s, median of 3 run pairs; server CPU/req +10%), target < 10% slower | met |",
+		"val-sqlite-embedded-tls (raw client) c=32: 20.0% slower than val-sqlite-embedded (req/s, median of 1 run pairs; server CPU/req –), target < 10% slower | **missed** |",
 		"| ksm-sqlite-sealed | raw | 8 | 30000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | – |",
 	} {
 		if !strings.Contains(out, want) {
