@@ -1,0 +1,601 @@
+package e2e_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ykstack/ykstack/internal/sqldb"
+	"github.com/ykstack/ykstack/internal/testdb"
+	"github.com/ykstack/ykstack/ksm"
+	ksmsqlstore "github.com/ykstack/ykstack/ksm/sqlstore"
+	"github.com/ykstack/ykstack/val"
+	valsqlstore "github.com/ykstack/ykstack/val/sqlstore"
+)
+
+// phpEnv names a checkout of Yubico/yubikey-val (YK-VAL 2.4x) to test the
+// sync pool against. Nothing of it is stored in this repository.
+const phpEnv = "YKSTACK_YKVAL_PHP"
+
+// php8Edits are the local edits YK-VAL 2.41 needs to run on PHP 8, applied
+// at test time to a temporary copy of the checkout (never to the checkout):
+// PHP 8 made curl handles objects, so the original's (int) cast of a handle
+// (a warning, and every handle of a multi-request on one key) and its
+// logging of curl_multi_info_read's array, which holds the handle (a fatal
+// "could not be converted to string" on every KSM call), need these.
+var php8Edits = []struct{ file, old, new string }{
+	{"ykval-common.php", "$ch[(int) $handle] = $handle;", "$ch[spl_object_id($handle)] = $handle;"},
+	{"ykval-common.php", "unset($ch[(int) $info['handle']]);", "unset($ch[spl_object_id($info['handle'])]);"},
+	{"ykval-log.php", "if (is_array($value)) {", "if (is_object($value)) { $value = get_class($value); } if (is_array($value)) {"},
+}
+
+// phpConfig is the ykval-config.php the test writes: its own database, the
+// ykvald as its only peer, our ykksmd as its KSM, a 1 s queue daemon.
+const phpConfig = `<?php
+$baseParams = array();
+$baseParams['__YKVAL_DB_DSN__'] = %q;
+$baseParams['__YKVAL_DB_USER__'] = %q;
+$baseParams['__YKVAL_DB_PW__'] = %q;
+$baseParams['__YKVAL_DB_OPTIONS__'] = array(PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION);
+$baseParams['__YKVAL_SYNC_POOL__'] = array(%q);
+$baseParams['__YKVAL_ALLOWED_SYNC_POOL__'] = array('127.0.0.1');
+$baseParams['__YKREV_IPS__'] = array('127.0.0.1');
+$baseParams['__YKRESYNC_IPS__'] = array('127.0.0.1');
+$baseParams['__YKVAL_SYNC_INTERVAL__'] = 1;
+$baseParams['__YKVAL_SYNC_RESYNC_TIMEOUT__'] = 10;
+$baseParams['__YKVAL_SYNC_OLD_LIMIT__'] = 1;
+$baseParams['__YKVAL_SYNC_FAST_LEVEL__'] = 1;
+$baseParams['__YKVAL_SYNC_SECURE_LEVEL__'] = 40;
+$baseParams['__YKVAL_SYNC_DEFAULT_LEVEL__'] = 60;
+$baseParams['__YKVAL_SYNC_DEFAULT_TIMEOUT__'] = 1;
+$baseParams['__YKVAL_SYNC_CURL_OPTS__'] = array();
+$baseParams['__YKVAL_KSM_CURL_OPTS__'] = array();
+function otp2ksmurls($otp, $client) {
+    return array(%q . $otp);
+}
+`
+
+// phpRouter maps YK-VAL's URLs to its scripts for PHP's built-in server.
+const phpRouter = `<?php
+$map = array(
+    '/wsapi/2.0/verify' => 'ykval-verify.php',
+    '/wsapi/verify' => 'ykval-verify.php',
+    '/wsapi/2.0/sync' => 'ykval-sync.php',
+    '/wsapi/2.0/resync' => 'ykval-resync.php',
+    '/wsapi/revoke' => 'ykval-revoke.php',
+);
+$path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+if (!isset($map[$path])) {
+    http_response_code(404);
+    return true;
+}
+require %q . '/' . $map[$path];
+`
+
+// phpVAL is Yubico's YK-VAL run by PHP's built-in web server, with its queue
+// daemon.
+type phpVAL struct {
+	php, dir, conf, errLog string
+	port                   int
+	web, queue             *exec.Cmd
+	webDone, queueDone     chan error
+	logs                   *syncBuffer
+}
+
+func (p *phpVAL) base() string    { return "http://127.0.0.1:" + strconv.Itoa(p.port) }
+func (p *phpVAL) syncURL() string { return p.base() + "/wsapi/2.0/sync" }
+
+func (p *phpVAL) phpArgs() []string {
+	return []string{"-d", "include_path=" + p.conf + string(os.PathListSeparator) + p.dir,
+		"-d", "display_errors=0", "-d", "log_errors=1", "-d", "error_log=" + p.errLog}
+}
+
+func (p *phpVAL) spawn(t *testing.T, args ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(p.php, append(p.phpArgs(), args...)...)
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		done <- <-done // leave the result for another cleanup
+	})
+	return cmd, done
+}
+
+// startWeb starts php -S and waits until it accepts connections.
+func (p *phpVAL) startWeb(t *testing.T) {
+	t.Helper()
+	p.web, p.webDone = p.spawn(t, "-S", "127.0.0.1:"+strconv.Itoa(p.port), filepath.Join(p.conf, "router.php"))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case err := <-p.webDone:
+			p.webDone <- err
+			t.Fatalf("php -S exited: %v\n%s", err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("php -S does not listen on %d:\n%s", p.port, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *phpVAL) stopWeb(t *testing.T) {
+	t.Helper()
+	p.web.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.webDone:
+		p.webDone <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("php -S did not stop")
+	}
+}
+
+// startPHPVAL copies the checkout, applies php8Edits, writes the
+// configuration and starts php -S and ykval-queue.
+func startPHPVAL(t *testing.T, php, checkout, dsn, peerURL, ksmURL string) *phpVAL {
+	t.Helper()
+	tmp := t.TempDir()
+	p := &phpVAL{php: php, dir: filepath.Join(tmp, "yubikey-val"), conf: filepath.Join(tmp, "conf"),
+		errLog: filepath.Join(tmp, "php-errors.log"), port: freePort(t), logs: &syncBuffer{}}
+	for _, d := range []string{p.dir, p.conf} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(checkout, "*.php"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s=%s: no YK-VAL PHP files there (%v)", phpEnv, checkout, err)
+	}
+	for _, f := range append(files, filepath.Join(checkout, "ykval-queue")) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, e := range php8Edits {
+			if e.file != filepath.Base(f) {
+				continue
+			}
+			switch {
+			case strings.Count(s, e.old) == 1:
+				s = strings.Replace(s, e.old, e.new, 1)
+			case !strings.Contains(s, e.new):
+				t.Fatalf("PHP 8 edit: %s has no %q (another YK-VAL version?)", e.file, e.old)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, filepath.Base(f)), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdo := "mysql:dbname=" + cfg.DBName
+	if cfg.Net == "unix" {
+		pdo += ";unix_socket=" + cfg.Addr
+	} else {
+		host, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pdo += ";host=" + host + ";port=" + port
+	}
+	conf := fmt.Sprintf(phpConfig, pdo, cfg.User, cfg.Passwd, peerURL, ksmURL+"?otp=")
+	if err := os.WriteFile(filepath.Join(p.conf, "ykval-config.php"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.conf, "router.php"), fmt.Appendf(nil, phpRouter, p.dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			errs, _ := os.ReadFile(p.errLog)
+			t.Logf("output of php:\n%s\nPHP error log:\n%s", p.logs, errs)
+		}
+	})
+	p.startWeb(t)
+	p.queue, p.queueDone = p.spawn(t, filepath.Join(p.dir, "ykval-queue"))
+	return p
+}
+
+// loadPHPSchema creates YK-VAL's tables from the checkout's ykval-db.sql.
+func loadPHPSchema(t *testing.T, checkout, dsn string) {
+	t.Helper()
+	schema, err := os.ReadFile(filepath.Join(checkout, "ykval-db.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", strings.TrimPrefix(dsn, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	for stmt := range strings.SplitSeq(string(schema), ";") {
+		var lines []string
+		for l := range strings.SplitSeq(stmt, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if s := strings.TrimSpace(strings.Join(lines, "\n")); s != "" {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("ykval-db.sql: %v", err)
+			}
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("ykval-db.sql: %d statements, want the 3 tables", n)
+	}
+}
+
+// verifyAt sends a verify request to base and returns the parsed answer,
+// which must be well-formed and signed with the client's key.
+func verifyAt(c *http.Client, base, query string) (val.Reply, error) {
+	resp, err := c.Get(base + "/wsapi/2.0/verify?id=1&" + query)
+	if err != nil {
+		return val.Reply{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return val.Reply{}, err
+	}
+	r, err := val.ParseResponse(body)
+	switch {
+	case err != nil:
+		return val.Reply{}, fmt.Errorf("%s: %q: %w", base, body, err)
+	case resp.StatusCode != http.StatusOK || !r.Verify(clientKey):
+		return val.Reply{}, fmt.Errorf("%s: HTTP %d %q, not signed with the client key", base, resp.StatusCode, body)
+	}
+	return r, nil
+}
+
+// syncAt sends a sync request and returns the body and the parsed answer,
+// which must be signed with the empty key (YK-VAL's sync answers are).
+func syncAt(t *testing.T, base, query string) (string, val.Reply) {
+	t.Helper()
+	resp, err := http.Get(base + "/wsapi/2.0/sync" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := val.ParseResponse(body)
+	if err != nil || resp.StatusCode != http.StatusOK || !r.Verify(nil) {
+		t.Fatalf("sync answer of %s: HTTP %d %q (%v), want 200, well-formed, signed with the empty key", base, resp.StatusCode, body, err)
+	}
+	return string(body), r
+}
+
+// keyStateAt reads the CI key's state from a YK-VAL database (either's).
+func keyStateAt(t *testing.T, who, dsn string) val.KeyState {
+	t.Helper()
+	st, err := valsqlstore.OpenExisting(context.Background(), sqldb.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	k, err := st.KeyState(context.Background(), ciPublicID)
+	if err != nil {
+		t.Fatalf("%s: %v", who, err)
+	}
+	return k
+}
+
+// queueRows counts the rows of a YK-VAL queue table.
+func queueRows(t *testing.T, dsn string) int {
+	t.Helper()
+	db, err := sql.Open("mysql", strings.TrimPrefix(dsn, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM queue").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ksmCount returns ykksmd's count of decryptions with result.
+func ksmCount(t *testing.T, ksmBase, result string) int {
+	t.Helper()
+	resp, err := http.Get(ksmBase + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^ykksm_decrypt_total\{result="` + result + `"\} (\d+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("ykksmd's /metrics has no ykksm_decrypt_total{result=%q}", result)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestPHPInterop runs a sync pool of one ykvald and Yubico's own PHP YK-VAL
+// (the checkout named by YKSTACK_YKVAL_PHP, on PHP 8 with php8Edits, its own
+// MariaDB database, its queue daemon), both decrypting with one ykksmd and
+// holding the same API client, and checks that they interoperate:
+//
+//  1. the same sync request gets the same answer, field for field, from both
+//     endpoints, signed with the empty key;
+//  2. an OTP accepted on one (sl=100: the other answered) is REPLAYED_OTP on
+//     the other, and REPLAYED_REQUEST with the same nonce; both ways;
+//  3. with either server stopped, the other's verifies store their counters
+//     and queue them; restarted, the queue (ykvald's worker, YK-VAL's
+//     ykval-queue) drains, the two databases hold the same counters, and
+//     every older OTP is refused by both;
+//  4. ykclient checks YK-VAL's response signatures;
+//  5. YK-VAL's decrypt calls are answered by ykksmd, including its refusals.
+//
+// It skips unless YKSTACK_YKVAL_PHP is set: CI cannot download YK-VAL.
+func TestPHPInterop(t *testing.T) {
+	checkout := os.Getenv(phpEnv)
+	if checkout == "" {
+		t.Skipf("%s is not set: name a checkout of github.com/Yubico/yubikey-val to test the sync pool against YK-VAL (needs php-cli, php-mysql, php-curl and MariaDB)", phpEnv)
+	}
+	if testing.Short() {
+		t.Skip("runs YK-VAL and the binaries")
+	}
+	php, err := exec.LookPath("php")
+	if err != nil {
+		t.Fatalf("%s is set but there is no php: %v (apt-get install php-cli php-mysql php-curl)", phpEnv, err)
+	}
+	if out, err := exec.Command(php, "-m").Output(); err != nil || !strings.Contains(string(out), "pdo_mysql") || !strings.Contains(string(out), "curl") {
+		t.Fatalf("php -m = %q, %v: want the pdo_mysql and curl modules (apt-get install php-mysql php-curl)", out, err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build the binaries with: %v", err)
+	}
+	bin := t.TempDir()
+	build := exec.Command(goBin, "build", "-o", bin+string(os.PathSeparator), "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykclient")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+
+	// ykksmd with the CI key.
+	ksmDSN := testdb.SQLite(t)
+	ks, err := ksmsqlstore.Open(ctx, sqldb.Config{DSN: ksmDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ks.Import(ctx, []ksm.Key{ciKey})
+	ks.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ksmAddr := startProc(t, "ykksmd", filepath.Join(bin, "ykksmd"), "--listen", "127.0.0.1:0", "--db", ksmDSN)
+	ksmBase := "http://" + ksmAddr
+	ksmURL := ksmBase + "/wsapi/decrypt"
+
+	// YK-VAL's database: its own schema, our client written into it as
+	// ykval-import-clients would.
+	phpDSN := testdb.MySQL(t)
+	loadPHPSchema(t, checkout, phpDSN)
+	goDSN := testdb.SQLite(t)
+	for _, dsn := range []string{phpDSN, goDSN} {
+		st, err := valsqlstore.Open(ctx, sqldb.Config{DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.ImportClients(ctx, []val.Client{ciClient})
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	g := &valNode{name: "ykvald", port: freePort(t), dsn: goDSN}
+	p := startPHPVAL(t, php, checkout, phpDSN, g.syncURL(), ksmURL)
+	g.args = []string{"--listen", "127.0.0.1:" + strconv.Itoa(g.port), "--db", goDSN, "--ksm-url", ksmURL,
+		"--sync-peer", p.syncURL(), "--sync-allow", "127.0.0.1",
+		"--queue-interval", "200ms", "--queue-old-limit", "1s", "--queue-max-backoff", "1s"}
+	g.start(t, bin)
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	servers := []struct {
+		name, base string
+	}{{"YK-VAL", p.base()}, {"ykvald", g.base()}}
+	verify := func(step, base, query string) (val.Status, string) {
+		t.Helper()
+		r, err := verifyAt(client, base, query)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		return r.Status(), r.Get("sl")
+	}
+
+	// 1. The sync endpoints, side by side, on a key nobody verified.
+	const other = "cccccccccccd"
+	syncQ := func(counter, use int, modified, nonce string) string {
+		return fmt.Sprintf("?otp=%s&modified=%s&yk_publicname=%s&yk_counter=%d&yk_use=%d&yk_high=10&yk_low=20&nonce=%s",
+			other+strings.Repeat("c", 32), modified, other, counter, use, nonce)
+	}
+	tStamp := regexp.MustCompile(`^h=\S+\r\nt=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ0\d{3}\r\n`)
+	for _, tc := range []struct {
+		name, query, want string
+	}{
+		{"unknown key: enrolled, -1s answered", syncQ(5, 1, "1700000000", "eeeeeeeeeeeeeeee"),
+			"modified=-1\r\nnonce=0000000000000000\r\nyk_publicname=" + other + "\r\nyk_counter=-1\r\nyk_use=-1\r\nyk_high=-1\r\nyk_low=-1\r\nstatus=OK\r\n\r\n"},
+		{"lower counters: the stored ones answered", syncQ(4, 9, "1700000001", "ffffffffffffffff"),
+			"modified=1700000000\r\nnonce=eeeeeeeeeeeeeeee\r\nyk_publicname=" + other + "\r\nyk_counter=5\r\nyk_use=1\r\nyk_high=10\r\nyk_low=20\r\nstatus=OK\r\n\r\n"},
+		{"higher counters: stored, the old ones answered", syncQ(6, 0, "1700000002", "gggggggggggggggg"),
+			"modified=1700000000\r\nnonce=eeeeeeeeeeeeeeee\r\nyk_publicname=" + other + "\r\nyk_counter=5\r\nyk_use=1\r\nyk_high=10\r\nyk_low=20\r\nstatus=OK\r\n\r\n"},
+		{"after it", syncQ(6, 0, "1700000002", "gggggggggggggggg"),
+			"modified=1700000002\r\nnonce=gggggggggggggggg\r\nyk_publicname=" + other + "\r\nyk_counter=6\r\nyk_use=0\r\nyk_high=10\r\nyk_low=20\r\nstatus=OK\r\n\r\n"},
+		{"use not a number", strings.Replace(syncQ(6, 0, "1", "gggggggggggggggg"), "yk_use=0", "yk_use=x", 1), "status=MISSING_PARAMETER\r\n\r\n"},
+		{"modified -1", syncQ(6, 0, "-1", "gggggggggggggggg"), "status=MISSING_PARAMETER\r\n\r\n"},
+		{"nonce too short", syncQ(6, 0, "1", "ggg"), "status=MISSING_PARAMETER\r\n\r\n"},
+		{"no nonce", strings.TrimSuffix(syncQ(6, 0, "1", "x"), "&nonce=x"), "status=MISSING_PARAMETER\r\n\r\n"},
+		{"empty query", "", "status=MISSING_PARAMETER\r\n\r\n"},
+	} {
+		t.Run("sync/"+tc.name, func(t *testing.T) {
+			for _, s := range servers {
+				body, _ := syncAt(t, s.base, tc.query)
+				if !tStamp.MatchString(body) {
+					t.Errorf("%s: %q does not start with h and t lines", s.name, body)
+					continue
+				}
+				if got := tStamp.ReplaceAllString(body, ""); got != tc.want {
+					t.Errorf("%s: sync answer after h and t = %q, want %q", s.name, got, tc.want)
+				}
+			}
+		})
+	}
+
+	// 2. Accepted on one, refused on the other; both ways.
+	for i, tc := range []struct {
+		name       string
+		first, sec string
+	}{{"YK-VAL then ykvald", p.base(), g.base()}, {"ykvald then YK-VAL", g.base(), p.base()}} {
+		o := mint(3, uint8(i))
+		okBefore := ksmCount(t, ksmBase, "ok")
+		if st, sl := verify(tc.name, tc.first, "otp="+o+"&nonce=firstfirstfirst"+strconv.Itoa(i)+"&sl=100&timeout=10"); st != val.StatusOK || sl != "100" {
+			t.Fatalf("%s: verify at the first = %s sl=%s, want OK sl=100", tc.name, st, sl)
+		}
+		if got := ksmCount(t, ksmBase, "ok") - okBefore; got != 1 {
+			t.Errorf("%s: ykksmd decrypted %d OTPs for the first verify, want 1", tc.name, got)
+		}
+		if st, _ := verify(tc.name, tc.sec, "otp="+o+"&nonce=secondsecondsec"+strconv.Itoa(i)); st != val.StatusReplayedOTP {
+			t.Errorf("%s: the same OTP at the second = %s, want REPLAYED_OTP", tc.name, st)
+		}
+		if st, _ := verify(tc.name, tc.sec, "otp="+o+"&nonce=firstfirstfirst"+strconv.Itoa(i)); st != val.StatusReplayedRequest {
+			t.Errorf("%s: the same OTP and nonce at the second = %s, want REPLAYED_REQUEST", tc.name, st)
+		}
+	}
+
+	// 3. Each server down in turn: the other queues, then drains.
+	type downCase struct {
+		name         string
+		up           string
+		stop, start  func()
+		counter      uint16
+		upQueueCheck func() int
+	}
+	goQueue := func() int { return g.queued(t, p.syncURL()) }
+	phpQueue := func() int { return queueRows(t, phpDSN) }
+	for _, tc := range []downCase{
+		{"YK-VAL down", g.base(), func() { p.stopWeb(t) }, func() { p.startWeb(t) }, 4, goQueue},
+		{"ykvald down", p.base(), func() { g.proc.stop(t) }, func() { g.start(t, bin) }, 5, phpQueue},
+	} {
+		tc.stop()
+		const n = 5
+		for u := range uint8(n) {
+			if st, sl := verify(tc.name, tc.up, "otp="+mint(tc.counter, u)+"&nonce=downdowndowndown"+strconv.Itoa(int(u))+"&sl=100"); st != val.StatusNotEnoughAnswers || sl != "0" {
+				t.Errorf("%s: verify %d/%d = %s sl=%s, want NOT_ENOUGH_ANSWERS sl=0 (its only peer is down)", tc.name, tc.counter, u, st, sl)
+			}
+		}
+		waitFor(t, tc.name+": rows queued", func() bool { return tc.upQueueCheck() == n })
+		tc.start()
+		waitFor(t, tc.name+": queue drained after the restart", func() bool { return tc.upQueueCheck() == 0 })
+		kp, kg := keyStateAt(t, "YK-VAL", phpDSN), keyStateAt(t, "ykvald", goDSN)
+		if kp.Counter != int(tc.counter) || kp.Use != n-1 {
+			t.Errorf("%s: key at YK-VAL = %+v, want %d/%d", tc.name, kp, tc.counter, n-1)
+		}
+		if kg.Counter != kp.Counter || kg.Use != kp.Use || kg.Low != kp.Low || kg.High != kp.High || kg.Nonce != kp.Nonce || kg.Modified != kp.Modified {
+			t.Errorf("%s: key at ykvald = %+v, want YK-VAL's %+v", tc.name, kg, kp)
+		}
+		for _, s := range servers {
+			for _, u := range []uint8{0, n - 1} {
+				if st, _ := verify(tc.name, s.base, "otp="+mint(tc.counter, u)+"&nonce=afterafterafter"+strconv.Itoa(int(u))); st != val.StatusReplayedOTP {
+					t.Errorf("%s: OTP %d/%d at %s after the drain = %s, want REPLAYED_OTP", tc.name, tc.counter, u, s.name, st)
+				}
+			}
+		}
+	}
+
+	// 4. ykclient against YK-VAL: signed requests, checked answers.
+	ykclient := func(key string, o string, extra ...string) (int, string) {
+		args := append([]string{"--url", p.base() + "/wsapi/2.0/verify", "--apikey", key}, extra...)
+		out, err := exec.Command(filepath.Join(bin, "ykclient"), append(args, "1", o)...).CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, string(out)
+		case errors.As(err, &ee):
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatalf("ykclient: %v", err)
+		return 0, ""
+	}
+	good := mint(6, 2)
+	corrupt := good[:43] + map[bool]string{true: "b", false: "c"}[good[43] == 'c']
+	for _, tc := range []struct {
+		name, key, otp string
+		extra          []string
+		code           int
+		out            string
+		ksmResult      string // the decryption ykksmd must count
+	}{
+		{"fresh OTP", ciSecret, mint(6, 0), []string{"--sl", "100"}, 0, "Success", "ok"},
+		{"the same again", ciSecret, mint(6, 0), nil, 2, "REPLAYED_OTP", "ok"},
+		{"wrong API key", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", mint(6, 1), nil, 3, "BAD_SERVER_SIGNATURE", ""},
+		{"corrupt OTP (ykksmd: ERR Corrupt OTP)", ciSecret, corrupt, nil, 3, "BAD_OTP", "corrupt"},
+		{"unknown key (ykksmd: ERR Unknown yubikey)", ciSecret, "cccccccccccf" + good[12:], nil, 3, "BAD_OTP", "unknown_key"},
+	} {
+		t.Run("ykclient/"+tc.name, func(t *testing.T) {
+			var before int
+			if tc.ksmResult != "" {
+				before = ksmCount(t, ksmBase, tc.ksmResult)
+			}
+			code, out := ykclient(tc.key, tc.otp, tc.extra...)
+			if code != tc.code || !strings.Contains(out, tc.out) {
+				t.Errorf("ykclient = exit %d %q, want exit %d and %q", code, out, tc.code, tc.out)
+			}
+			if tc.ksmResult != "" {
+				if got := ksmCount(t, ksmBase, tc.ksmResult) - before; got != 1 {
+					t.Errorf("ykksmd counted %d decryptions %q, want 1 (YK-VAL's call)", got, tc.ksmResult)
+				}
+			}
+		})
+	}
+	if st, _ := verify("after ykclient", g.base(), "otp="+mint(6, 0)+"&nonce=ykclientykclient"); st != val.StatusReplayedOTP {
+		t.Errorf("ykclient's OTP at ykvald = %s, want REPLAYED_OTP", st)
+	}
+
+	if errs, err := os.ReadFile(p.errLog); err == nil && strings.Contains(string(errs), "PHP Fatal") {
+		t.Errorf("YK-VAL died on a request:\n%s", errs)
+	}
+	if strings.Contains(g.proc.logs.String(), mint(3, 0)) {
+		t.Errorf("ykvald's log shows an OTP")
+	}
+}
