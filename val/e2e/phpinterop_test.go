@@ -425,7 +425,7 @@ func TestPHPInterop(t *testing.T) {
 	p := startPHPVAL(t, php, checkout, phpDSN, g.syncURL(), ksmURL)
 	g.args = []string{"--listen", "127.0.0.1:" + strconv.Itoa(g.port), "--db", goDSN, "--ksm-url", ksmURL,
 		"--sync-peer", p.syncURL(), "--sync-allow", "127.0.0.1",
-		"--queue-interval", "200ms", "--queue-old-limit", "1s", "--queue-max-backoff", "1s"}
+		"--revoke-ip", "127.0.0.1", "--queue-interval", "200ms", "--queue-old-limit", "1s", "--queue-max-backoff", "1s"}
 	g.start(t, bin)
 
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -588,6 +588,150 @@ func TestPHPInterop(t *testing.T) {
 	}
 	if st, _ := verify("after ykclient", g.base(), "otp="+mint(6, 0)+"&nonce=ykclientykclient"); st != val.StatusReplayedOTP {
 		t.Errorf("ykclient's OTP at ykvald = %s, want REPLAYED_OTP", st)
+	}
+
+	// 5. Refused verify requests: the same status from both, signed with
+	// the same key (the client's once the client is known, else none).
+	fresh := mint(7, 0)
+	for _, tc := range []struct{ name, query string }{
+		{"no nonce", "id=1&otp=" + fresh},
+		{"short nonce", "id=1&otp=" + fresh + "&nonce=short"},
+		{"sl=0", "id=1&otp=" + fresh + "&nonce=refusedrefused00&sl=0"},
+		{"sl=abc", "id=1&otp=" + fresh + "&nonce=refusedrefused00&sl=abc"},
+		{"timeout=1.5", "id=1&otp=" + fresh + "&nonce=refusedrefused00&timeout=1.5"},
+		{"unknown client", "id=2&otp=" + fresh + "&nonce=refusedrefused00"},
+		{"client id not a number", "id=abc&otp=" + fresh + "&nonce=refusedrefused00"},
+		{"no client id", "otp=" + fresh + "&nonce=refusedrefused00"},
+		{"bad signature", "id=1&otp=" + fresh + "&nonce=refusedrefused00&h=AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+		{"OTP too short", "id=1&otp=idkf&nonce=refusedrefused00"},
+		{"OTP too long", "id=1&otp=" + fresh + "cccccc&nonce=refusedrefused00"},
+	} {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			var got [2]string
+			for i, s := range servers {
+				resp, err := client.Get(s.base + "/wsapi/2.0/verify?" + tc.query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				r, err := val.ParseResponse(body)
+				if err != nil {
+					t.Fatalf("%s: %q: %v", s.name, body, err)
+				}
+				signer := "neither key"
+				switch {
+				case r.Verify(clientKey):
+					signer = "the client's key"
+				case r.Verify(nil):
+					signer = "the empty key"
+				}
+				got[i] = fmt.Sprintf("%s signed with %s", r.Status(), signer)
+			}
+			if got[0] != got[1] {
+				t.Errorf("YK-VAL: %s; ykvald: %s, want the same", got[0], got[1])
+			}
+		})
+	}
+
+	// 6. sl above 100 cannot be met with one peer: both answer
+	// NOT_ENOUGH_ANSWERS, sl=100 (the peer did answer).
+	for i, s := range servers {
+		if st, sl := verify("sl=150 at "+s.name, s.base, "otp="+mint(7, uint8(1+i))+"&nonce=slslslslslslslsl&sl=150&timeout=10"); st != val.StatusNotEnoughAnswers || sl != "100" {
+			t.Errorf("sl=150 at %s = %s sl=%s, want NOT_ENOUGH_ANSWERS sl=100", s.name, st, sl)
+		}
+	}
+
+	// 7. A key disabled at one server only (revoke is not replicated): the
+	// other's verify gets BAD_OTP from it, which is no answer (only OK
+	// counts), so NOT_ENOUGH_ANSWERS sl=0; its queue drops the row; the
+	// disabled server stored the counters all the same. Both ways.
+	revoke := func(base, do string) string {
+		t.Helper()
+		resp, err := client.Get(base + "/wsapi/revoke?yk=" + ciPublicID + "&do=" + do)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for i, tc := range []struct {
+		name, disabled, other, disabledDSN string
+		otherQueue                         func() int
+	}{
+		{"disabled at YK-VAL", p.base(), g.base(), phpDSN, goQueue},
+		{"disabled at ykvald", g.base(), p.base(), goDSN, phpQueue},
+	} {
+		if got, want := revoke(tc.disabled, "disable"), "OK Processed "+ciPublicID+" with disable\n"; got != want {
+			t.Fatalf("%s: revoke = %q, want %q", tc.name, got, want)
+		}
+		u := uint8(10 + i)
+		if st, sl := verify(tc.name, tc.other, "otp="+mint(7, u)+"&nonce=revokedrevoked00&sl=100&timeout=10"); st != val.StatusNotEnoughAnswers || sl != "0" {
+			t.Errorf("%s: verify at the other = %s sl=%s, want NOT_ENOUGH_ANSWERS sl=0", tc.name, st, sl)
+		}
+		waitFor(t, tc.name+": the other's row dropped", func() bool { return tc.otherQueue() == 0 })
+		if k := keyStateAt(t, tc.name, tc.disabledDSN); k.Active || k.Counter != 7 || k.Use != int(u) {
+			t.Errorf("%s: key at the disabled server = %+v, want inactive at 7/%d", tc.name, k, u)
+		}
+		if st, _ := verify(tc.name, tc.disabled, "otp="+mint(7, u+5)+"&nonce=revokedrevoked01"); st != val.StatusBadOTP {
+			t.Errorf("%s: verify at the disabled server = %s, want BAD_OTP", tc.name, st)
+		}
+		if got, want := revoke(tc.disabled, "enable"), "OK Processed "+ciPublicID+" with enable\n"; got != want {
+			t.Fatalf("%s: revoke = %q, want %q", tc.name, got, want)
+		}
+	}
+
+	// 8. /wsapi/2.0/resync and /wsapi/revoke: the same text from both;
+	// "resync all" queues every key for the peer, and both queues drain.
+	for _, q := range []string{
+		"/wsapi/2.0/resync?yk=all", "/wsapi/2.0/resync?yk=" + ciPublicID, "/wsapi/2.0/resync?yk=cccccccccccf",
+		"/wsapi/2.0/resync?yk=ABC", "/wsapi/2.0/resync",
+		"/wsapi/revoke?yk=cccccccccccf&do=enable", "/wsapi/revoke?yk=" + ciPublicID, "/wsapi/revoke?yk=" + ciPublicID + "&do=maybe",
+		"/wsapi/revoke?yk=ABC&do=enable", "/wsapi/revoke",
+	} {
+		var got [2]string
+		for i, s := range servers {
+			resp, err := client.Get(s.base + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got[i] = string(b)
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s: YK-VAL %q, ykvald %q, want the same", q, got[0], got[1])
+		}
+	}
+	waitFor(t, "resync rows delivered both ways", func() bool { return goQueue()+phpQueue() == 0 })
+	kp, kg := keyStateAt(t, "YK-VAL", phpDSN), keyStateAt(t, "ykvald", goDSN)
+	if kg.Counter != kp.Counter || kg.Use != kp.Use || kg.Nonce != kp.Nonce || kg.Modified != kp.Modified {
+		t.Errorf("after resync: key at ykvald = %+v, YK-VAL %+v, want the same counters", kg, kp)
+	}
+
+	// 9. Replay votes: the peer learnt of an OTP (a sync from a third
+	// server, sent here by the test) and the verifying server did not; the
+	// peer's sync answer alone must make it REPLAYED_OTP. Both ways.
+	for i, tc := range []struct {
+		name, peer, at string
+		syncUse, use   uint8
+		syncNonce      string
+	}{
+		{"YK-VAL's answer, equal counters, other nonce", p.base(), g.base(), 0, 0, "thirdthirdthird0"},
+		{"YK-VAL's answer, higher counters", p.base(), g.base(), 5, 2, "thirdthirdthird1"},
+		{"ykvald's answer, equal counters, other nonce", g.base(), p.base(), 0, 0, "thirdthirdthird2"},
+		{"ykvald's answer, higher counters", g.base(), p.base(), 5, 2, "thirdthirdthird3"},
+	} {
+		counter := 8 + i
+		q := fmt.Sprintf("?otp=%s&modified=%d&yk_publicname=%s&yk_counter=%d&yk_use=%d&yk_high=1&yk_low=%d&nonce=%s",
+			mint(uint16(counter), tc.syncUse), time.Now().Unix(), ciPublicID, counter, tc.syncUse, 0x1000+int(tc.syncUse)*8, tc.syncNonce)
+		if _, r := syncAt(t, tc.peer, q); r.Status() != val.StatusOK {
+			t.Fatalf("%s: sync to the peer = %s, want OK", tc.name, r.Status())
+		}
+		if st, _ := verify(tc.name, tc.at, "otp="+mint(uint16(counter), tc.use)+"&nonce=votevotevotevote&sl=100&timeout=10"); st != val.StatusReplayedOTP {
+			t.Errorf("%s: verify = %s, want REPLAYED_OTP", tc.name, st)
+		}
 	}
 
 	errs, _ := os.ReadFile(p.errLog)
