@@ -57,6 +57,9 @@ func (f *loadFlags) validate() error {
 		errs = append(errs, errors.New("--timeout must be positive"))
 	}
 	errs = append(errs, f.tls.validate())
+	if f.tls.http2 && f.client != clientStd {
+		errs = append(errs, errors.New("--http2 needs --client std"))
+	}
 	return errors.Join(errs...)
 }
 

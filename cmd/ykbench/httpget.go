@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -51,7 +52,15 @@ func newGetters(kind string, base *url.URL, n int, timeout time.Duration, tc *tl
 			TLSHandshakeTimeout: timeout,
 		}
 		c := &http.Client{Transport: tr, Timeout: timeout}
+		h2 := tc != nil && slices.Equal(tc.NextProtos, []string{"h2"})
 		for i := range gs {
+			if h2 {
+				// HTTP/2 would multiplex every worker on one connection:
+				// give each worker a transport, hence a connection, of its own.
+				t := tr.Clone()
+				t.ForceAttemptHTTP2 = true
+				c = &http.Client{Transport: t, Timeout: timeout}
+			}
 			gs[i] = &stdGetter{client: c, base: base.Scheme + "://" + base.Host, buf: make([]byte, 0, 512)}
 		}
 	case clientRaw:

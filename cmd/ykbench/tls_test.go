@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ykstack/ykstack/internal/tlsutil"
 )
@@ -250,5 +254,59 @@ func TestReportVsPlaintext(t *testing.T) {
 		if got := plaintextLabel(tc.label); got != tc.want {
 			t.Errorf("plaintextLabel(%q) = %q, want %q", tc.label, got, tc.want)
 		}
+	}
+}
+
+// TestTLSProtocols checks which HTTP version each client speaks over TLS:
+// HTTP/1.1, or HTTP/2 with --http2 (std only), one connection per worker.
+func TestTLSProtocols(t *testing.T) {
+	dir := genCerts(t)
+	var conns sync.Map
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Store(r.RemoteAddr, true)
+		io.WriteString(w, r.Proto)
+	})
+	u, _ := url.Parse(tlsServer(t, h, dir, false))
+	for _, tc := range []struct {
+		client string
+		http2  bool
+		want   string
+		conns  int // requests here are sequential: std's shared pool needs one
+	}{
+		{clientRaw, false, "HTTP/1.1", 2},
+		{clientStd, false, "HTTP/1.1", 1},
+		{clientStd, true, "HTTP/2.0", 2},
+	} {
+		t.Run(fmt.Sprintf("%s/http2=%v", tc.client, tc.http2), func(t *testing.T) {
+			conns.Clear()
+			f := tlsClientFlags{caFile: filepath.Join(dir, "ca.crt"), http2: tc.http2}
+			cfg, err := f.config(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs, err := newGetters(tc.client, u, 2, 5*time.Second, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				for _, g := range gs {
+					status, body, err := g.get(context.Background(), "/")
+					if err != nil || status != 200 || string(body) != tc.want {
+						t.Fatalf("GET = %d, %q, %v; want 200, %q", status, body, err, tc.want)
+					}
+				}
+			}
+			for _, g := range gs {
+				g.close()
+			}
+			n := 0
+			conns.Range(func(any, any) bool { n++; return true })
+			if n != tc.conns {
+				t.Errorf("2 workers used %d connections, want %d", n, tc.conns)
+			}
+		})
+	}
+	if _, _, err := runCmd(t, "ksm", "--url", u.String(), "--keys", "x", "--http2"); err == nil || !strings.Contains(err.Error(), "--http2 needs --client std") {
+		t.Errorf("--http2 with the raw client: error %v, want a usage error", err)
 	}
 }

@@ -15,12 +15,14 @@ import (
 // server's certificate and, for mutual TLS, a client certificate.
 type tlsClientFlags struct {
 	caFile, certFile, keyFile string
+	http2                     bool
 }
 
 func (f *tlsClientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.caFile, "cacert", "", "for an https URL: trust the CAs in `FILE` (PEM) instead of the system's")
 	fs.StringVar(&f.certFile, "cert", "", "for an https URL: present the client certificate in `FILE` (PEM; mutual TLS)")
 	fs.StringVar(&f.keyFile, "key", "", "the PEM private key of --cert, in `FILE`")
+	fs.BoolVar(&f.http2, "http2", false, "for an https URL and --client std: speak HTTP/2, one connection per worker")
 }
 
 // validate reports the problems of the flags that need no URL.
@@ -31,12 +33,15 @@ func (f *tlsClientFlags) validate() error {
 	return nil
 }
 
-func (f *tlsClientFlags) isZero() bool { return f.caFile == "" && f.certFile == "" && f.keyFile == "" }
+func (f *tlsClientFlags) isZero() bool {
+	return f.caFile == "" && f.certFile == "" && f.keyFile == "" && !f.http2
+}
 
 // config returns the client TLS configuration for base: nil for an http
-// URL (which then takes no TLS flag). Every connection speaks HTTP/1.1 and
-// checks the server's certificate against the host of base; workers share
-// one session cache, so a reconnecting worker resumes its session.
+// URL (which then takes no TLS flag). Every connection speaks HTTP/1.1
+// (HTTP/2 with --http2) and checks the server's certificate against the
+// host of base; workers share one session cache, so a reconnecting worker
+// resumes its session.
 func (f *tlsClientFlags) config(base *url.URL) (*tls.Config, error) {
 	if base.Scheme != "https" {
 		if !f.isZero() {
@@ -50,6 +55,9 @@ func (f *tlsClientFlags) config(base *url.URL) (*tls.Config, error) {
 	}
 	tc.ServerName = base.Hostname()
 	tc.NextProtos = []string{"http/1.1"}
+	if f.http2 {
+		tc.NextProtos = []string{"h2"}
+	}
 	tc.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 	return tc, nil
 }
