@@ -348,18 +348,25 @@ func ksmCount(t *testing.T, ksmBase, result string) int {
 // TestPHPInterop runs a sync pool of one ykvald and Yubico's own PHP YK-VAL
 // (the checkout named by YKSTACK_YKVAL_PHP, on PHP 8 with php8Edits, its own
 // MariaDB database, its queue daemon), both decrypting with one ykksmd and
-// holding the same API client, and checks that they interoperate:
+// holding the same API client, and checks that they interoperate (with
+// ykvald on SQLite, then on MariaDB):
 //
-//  1. the same sync request gets the same answer, field for field, from both
-//     endpoints, signed with the empty key;
+//  1. the same sync request gets the same answer, byte for byte after h and
+//     t, from both endpoints, signed with the empty key;
 //  2. an OTP accepted on one (sl=100: the other answered) is REPLAYED_OTP on
 //     the other, and REPLAYED_REQUEST with the same nonce; both ways;
 //  3. with either server stopped, the other's verifies store their counters
 //     and queue them; restarted, the queue (ykvald's worker, YK-VAL's
 //     ykval-queue) drains, the two databases hold the same counters, and
-//     every older OTP is refused by both;
-//  4. ykclient checks YK-VAL's response signatures;
-//  5. YK-VAL's decrypt calls are answered by ykksmd, including its refusals.
+//     older OTPs are refused by both;
+//  4. ykclient checks YK-VAL's response signatures, and YK-VAL's decrypt
+//     calls are answered by ykksmd, its refusals included;
+//  5. refused verify requests get the same status and signature from both;
+//  6. sl=150 is NOT_ENOUGH_ANSWERS sl=100 on both;
+//  7. a key disabled at one server: the other's verify is
+//     NOT_ENOUGH_ANSWERS and its queue drops the row; both ways;
+//  8. resync and revoke answer the same text, and resync all drains;
+//  9. a peer's sync answer alone makes an OTP REPLAYED_OTP; both ways.
 //
 // It skips unless YKSTACK_YKVAL_PHP is set: CI cannot download YK-VAL.
 func TestPHPInterop(t *testing.T) {
@@ -402,13 +409,23 @@ func TestPHPInterop(t *testing.T) {
 	}
 	_, ksmAddr := startProc(t, "ykksmd", filepath.Join(bin, "ykksmd"), "--listen", "127.0.0.1:0", "--db", ksmDSN)
 	ksmBase := "http://" + ksmAddr
+
+	for _, b := range testdb.Backends() {
+		t.Run("ykvald-"+b.Name, func(t *testing.T) {
+			testPHPInterop(t, bin, php, checkout, ksmBase, b)
+		})
+	}
+}
+
+func testPHPInterop(t *testing.T, bin, php, checkout, ksmBase string, b testdb.Backend) {
+	ctx := context.Background()
 	ksmURL := ksmBase + "/wsapi/decrypt"
 
 	// YK-VAL's database: its own schema, our client written into it as
 	// ykval-import-clients would.
 	phpDSN := testdb.MySQL(t)
 	loadPHPSchema(t, checkout, phpDSN)
-	goDSN := testdb.SQLite(t)
+	goDSN := b.DSN(t)
 	for _, dsn := range []string{phpDSN, goDSN} {
 		st, err := valsqlstore.Open(ctx, sqldb.Config{DSN: dsn})
 		if err != nil {
