@@ -354,7 +354,8 @@ func ksmCount(t *testing.T, ksmBase, result string) int {
 //  1. the same sync request gets the same answer, byte for byte after h and
 //     t, from both endpoints, signed with the empty key;
 //  2. an OTP accepted on one (sl=100: the other answered) is REPLAYED_OTP on
-//     the other, and REPLAYED_REQUEST with the same nonce; both ways;
+//     the other, and REPLAYED_REQUEST with the same nonce; both ways; also
+//     with protocol 1.0, whose sync carries a nonce the server made up;
 //  3. with either server stopped, the other's verifies store their counters
 //     and queue them; restarted, the queue (ykvald's worker, YK-VAL's
 //     ykval-queue) drains, the two databases hold the same counters, and
@@ -515,6 +516,27 @@ func testPHPInterop(t *testing.T, bin, php, checkout, ksmBase string, b testdb.B
 		}
 		if st, _ := verify(tc.name, tc.sec, "otp="+o+"&nonce=firstfirstfirst"+strconv.Itoa(i)); st != val.StatusReplayedRequest {
 			t.Errorf("%s: the same OTP and nonce at the second = %s, want REPLAYED_REQUEST", tc.name, st)
+		}
+	}
+
+	// 2b. Protocol 1.0 (/wsapi/verify): the server makes up the nonce it
+	// syncs (YK-VAL: 32 hex digits); the peer must take it. Both ways.
+	for i, tc := range []struct {
+		name       string
+		first, sec string
+	}{{"1.0: YK-VAL then ykvald", p.base(), g.base()}, {"1.0: ykvald then YK-VAL", g.base(), p.base()}} {
+		o := mint(3, uint8(2+i))
+		resp, err := client.Get(tc.first + "/wsapi/verify?id=1&otp=" + o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if r, err := val.ParseResponse(body); err != nil || !r.Verify(clientKey) || r.Status() != val.StatusOK {
+			t.Fatalf("%s: verify 1.0 at the first = %q (%v), want OK signed with the client key", tc.name, body, err)
+		}
+		if st, _ := verify(tc.name, tc.sec, "otp="+o+"&nonce=secondsecondsec"+strconv.Itoa(i)); st != val.StatusReplayedOTP {
+			t.Errorf("%s: the same OTP at the second = %s, want REPLAYED_OTP", tc.name, st)
 		}
 	}
 
