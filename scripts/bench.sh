@@ -14,9 +14,10 @@
 #   BENCH_REPLAY_KEYS=2000                   keys the replay runs use
 #   BENCH_IMPORT_KEYS=100000                 keys ykksm-import imports
 #   BENCH_CLIENT=raw                         ykbench's HTTP client: raw or std
-#   BENCH_SCENARIOS="gobench baseline ksm-sqlite ksm-mariadb import val-sqlite val-mariadb val-replay std-client"
-#                    also: ksm-sqlite-tls ksm-sqlite-mtls ksm-sqlite-sealed val-sqlite-tls, each
-#                    run interleaved with its plaintext scenario (ksm-sqlite, val-sqlite)
+#   BENCH_SCENARIOS="gobench baseline ksm-sqlite ksm-sqlite-tls ksm-sqlite-sealed ksm-mariadb import val-sqlite val-mariadb val-replay std-client"
+#                    also: ksm-sqlite-mtls val-sqlite-tls (left out of the default to keep it under
+#                    10 minutes). The -tls, -mtls and -sealed runs alternate with their plaintext
+#                    scenario's (ksm-sqlite, val-sqlite), and `ykbench report` compares them.
 #   BENCH_REPEAT=1                           runs of each (plaintext, TLS/sealed) pair per concurrency
 #   BENCH_GOBENCHTIME=300ms                  -benchtime of the Go micro-benchmarks
 #   BENCH_GOBENCH=REGEXP                     which of them (default: bench_test.go's; "." for all)
@@ -34,7 +35,7 @@ replay_keys=${BENCH_REPLAY_KEYS:-2000}
 import_keys=${BENCH_IMPORT_KEYS:-100000}
 client=${BENCH_CLIENT:-raw}
 repeat=${BENCH_REPEAT:-1}
-scenarios=${BENCH_SCENARIOS:-gobench baseline ksm-sqlite ksm-mariadb import val-sqlite val-mariadb val-replay std-client}
+scenarios=${BENCH_SCENARIOS:-gobench baseline ksm-sqlite ksm-sqlite-tls ksm-sqlite-sealed ksm-mariadb import val-sqlite val-mariadb val-replay std-client}
 gobenchtime=${BENCH_GOBENCHTIME:-300ms}
 gobench=${BENCH_GOBENCH:-^Benchmark(Decrypt|Split|Generate|Decrypter|DecryptHandler|Lookup|Import)\$}
 update_docs=${BENCH_UPDATE_DOCS:-1}
