@@ -61,7 +61,7 @@ func newGetters(kind string, base *url.URL, n int, timeout time.Duration, tc *tl
 				t.ForceAttemptHTTP2 = true
 				c = &http.Client{Transport: t, Timeout: timeout}
 			}
-			gs[i] = &stdGetter{client: c, base: base.Scheme + "://" + base.Host, buf: make([]byte, 0, 512)}
+			gs[i] = &stdGetter{client: c, base: base.Scheme + "://" + base.Host, buf: make([]byte, 0, 512), h2: h2}
 		}
 	case clientRaw:
 		addr := base.Host
@@ -85,6 +85,7 @@ type stdGetter struct {
 	client *http.Client
 	base   string
 	buf    []byte
+	h2     bool // fail answers that did not come over HTTP/2 (--http2)
 }
 
 func (g *stdGetter) get(ctx context.Context, pathQuery string) (int, []byte, error) {
@@ -97,6 +98,9 @@ func (g *stdGetter) get(ctx context.Context, pathQuery string) (int, []byte, err
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	if g.h2 && resp.ProtoMajor != 2 {
+		return resp.StatusCode, nil, fmt.Errorf("--http2: the server answered over %s", resp.Proto)
+	}
 	g.buf, err = readAllInto(g.buf[:0], io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return resp.StatusCode, nil, err

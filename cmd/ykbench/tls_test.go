@@ -34,6 +34,13 @@ func genCerts(t *testing.T) string {
 // mutual, and returns its https URL.
 func tlsServer(t *testing.T, h http.Handler, dir string, mutual bool) string {
 	t.Helper()
+	return tlsServerH2(t, h, dir, mutual, false)
+}
+
+// tlsServerH2 is tlsServer, offering HTTP/2 as well when h2 (which
+// tlsutil.NewServer's config does not).
+func tlsServerH2(t *testing.T, h http.Handler, dir string, mutual, h2 bool) string {
+	t.Helper()
 	cfg := tlsutil.ServerConfig{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")}
 	if mutual {
 		cfg.ClientCAFile = filepath.Join(dir, "ca.crt")
@@ -41,6 +48,10 @@ func tlsServer(t *testing.T, h http.Handler, dir string, mutual bool) string {
 	tc, _, err := tlsutil.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if h2 {
+		tc = tc.Clone()
+		tc.GetConfigForClient, tc.NextProtos = nil, nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -266,18 +277,23 @@ func TestTLSProtocols(t *testing.T) {
 		conns.Store(r.RemoteAddr, true)
 		io.WriteString(w, r.Proto)
 	})
-	u, _ := url.Parse(tlsServer(t, h, dir, false))
+	h1, _ := url.Parse(tlsServer(t, h, dir, false))
+	h2, _ := url.Parse(tlsServerH2(t, h, dir, false, true))
 	for _, tc := range []struct {
 		client string
 		http2  bool
-		want   string
-		conns  int // requests here are sequential: std's shared pool needs one
+		server *url.URL
+		want   string // "": every request fails
+		conns  int    // requests here are sequential: std's shared pool needs one
 	}{
-		{clientRaw, false, "HTTP/1.1", 2},
-		{clientStd, false, "HTTP/1.1", 1},
-		{clientStd, true, "HTTP/2.0", 2},
+		{clientRaw, false, h1, "HTTP/1.1", 2},
+		{clientStd, false, h1, "HTTP/1.1", 1},
+		{clientStd, false, h2, "HTTP/1.1", 1},
+		{clientStd, true, h2, "HTTP/2.0", 2},
+		{clientStd, true, h1, "", 0}, // ykstack's servers refuse HTTP/2 only clients
 	} {
-		t.Run(fmt.Sprintf("%s/http2=%v", tc.client, tc.http2), func(t *testing.T) {
+		u := tc.server
+		t.Run(fmt.Sprintf("%s/http2=%v/%s", tc.client, tc.http2, u.Host), func(t *testing.T) {
 			conns.Clear()
 			f := tlsClientFlags{caFile: filepath.Join(dir, "ca.crt"), http2: tc.http2}
 			cfg, err := f.config(u)
@@ -291,6 +307,12 @@ func TestTLSProtocols(t *testing.T) {
 			for range 3 {
 				for _, g := range gs {
 					status, body, err := g.get(context.Background(), "/")
+					if tc.want == "" {
+						if err == nil {
+							t.Fatalf("GET = %d, %q; want an error", status, body)
+						}
+						continue
+					}
 					if err != nil || status != 200 || string(body) != tc.want {
 						t.Fatalf("GET = %d, %q, %v; want 200, %q", status, body, err, tc.want)
 					}
@@ -301,12 +323,12 @@ func TestTLSProtocols(t *testing.T) {
 			}
 			n := 0
 			conns.Range(func(any, any) bool { n++; return true })
-			if n != tc.conns {
+			if tc.want != "" && n != tc.conns {
 				t.Errorf("2 workers used %d connections, want %d", n, tc.conns)
 			}
 		})
 	}
-	if _, _, err := runCmd(t, "ksm", "--url", u.String(), "--keys", "x", "--http2"); err == nil || !strings.Contains(err.Error(), "--http2 needs --client std") {
+	if _, _, err := runCmd(t, "ksm", "--url", h1.String(), "--keys", "x", "--http2"); err == nil || !strings.Contains(err.Error(), "--http2 needs --client std") {
 		t.Errorf("--http2 with the raw client: error %v, want a usage error", err)
 	}
 }

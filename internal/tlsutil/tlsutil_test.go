@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,4 +456,78 @@ func FuzzErrorLog(f *testing.F) {
 			t.Fatalf("ErrorLog(%q) logged %q, want one record", line, buf.String())
 		}
 	})
+}
+
+// TestHTTP1Only: under http.Server.ServeTLS, which offers HTTP/2 by
+// default, NewServer's config negotiates HTTP/1.1 with clients that offer
+// both, refuses clients that offer only HTTP/2, uses TLS 1.3 with an AEAD
+// suite, and resumes sessions from its tickets.
+func TestHTTP1Only(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t).Write(t, dir, "server")
+	tc, _, err := tlsutil.NewServer(tlsutil.ServerConfig{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, _ := newLog()
+	srv := &http.Server{
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }),
+		TLSConfig: tc,
+		ErrorLog:  tlsutil.ErrorLog(logger, nil),
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	url := "https://" + ln.Addr().String() + "/"
+
+	for _, tt := range []struct {
+		name   string
+		protos []string
+		want   string // the protocol the handler saw; "" for a refused handshake
+	}{
+		{"HTTP/2 and HTTP/1.1", []string{"h2", "http/1.1"}, "HTTP/1.1"},
+		{"HTTP/1.1", []string{"http/1.1"}, "HTTP/1.1"},
+		{"no ALPN", nil, "HTTP/1.1"},
+		{"HTTP/2 only", []string{"h2"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctc := &tls.Config{RootCAs: ca.Pool(), NextProtos: tt.protos, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			if tt.want == "" {
+				conn, err := tls.Dial("tcp", ln.Addr().String(), ctc)
+				if err == nil {
+					conn.Close()
+					t.Fatalf("handshake offering only h2 succeeded (ALPN %q), want it refused", conn.ConnectionState().NegotiatedProtocol)
+				}
+				return
+			}
+			// A request (which also brings the session ticket), then a new
+			// connection that resumes the session.
+			tr := &http.Transport{TLSClientConfig: ctc, ForceAttemptHTTP2: slices.Contains(tt.protos, "h2")}
+			defer tr.CloseIdleConnections()
+			body, _, err := get(&http.Client{Transport: tr, Timeout: 10 * time.Second}, url)
+			if err != nil || body != tt.want {
+				t.Errorf("GET = %q, %v; want %q", body, err, tt.want)
+			}
+			conn, err := tls.Dial("tcp", ln.Addr().String(), ctc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := conn.ConnectionState()
+			conn.Close()
+			if cs.NegotiatedProtocol == "h2" {
+				t.Errorf("negotiated h2, want HTTP/1.1")
+			}
+			if cs.Version != tls.VersionTLS13 || (cs.CipherSuite != tls.TLS_AES_128_GCM_SHA256 && cs.CipherSuite != tls.TLS_CHACHA20_POLY1305_SHA256) {
+				t.Errorf("negotiated %s with %s, want TLS 1.3 with AES-128-GCM (or ChaCha20-Poly1305 without AES instructions)",
+					tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))
+			}
+			if !cs.DidResume {
+				t.Errorf("second connection did not resume the session")
+			}
+		})
+	}
 }
