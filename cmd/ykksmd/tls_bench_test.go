@@ -17,7 +17,9 @@ import (
 // BenchmarkDecryptTransport measures what TLS costs a decrypt: ykksmd over
 // SQLite on loopback, asked by an in-process ksmclient (as ykvald asks it)
 // on keep-alive connections, over plain HTTP, HTTPS and mutual TLS, with
-// HTTP/1.1 (ksmclient's own client) and with HTTP/2. "serial" is
+// HTTP/1.1 (ksmclient's own client) and with net/http's client offering
+// HTTP/2, which ykksmd declines (tlsutil.NewServer negotiates HTTP/1.1
+// only), so the -h2 runs measure that client over HTTP/1.1. "serial" is
 // one request at a time (latency); "parallel" is 8 clients per CPU
 // (throughput). Logs are at warn, so the request log is not measured.
 // Besides ns/op, cpu-µs/op is the process's CPU time (client and server
