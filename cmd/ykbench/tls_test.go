@@ -254,6 +254,9 @@ func TestReportVsPlaintext(t *testing.T) {
 			t.Errorf("report lacks %q; got:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "ksm-sqlite-tls (raw client) c=32: 38000 decrypts/s") {
+		t.Errorf("report checks the plaintext decrypt target on a TLS run:\n%s", out)
+	}
 	for _, tc := range []struct{ label, want string }{
 		{"ksm-sqlite-tls", "ksm-sqlite"},
 		{"ksm-sqlite-mtls", "ksm-sqlite"},
