@@ -261,6 +261,7 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := valserver.Config{
 		Store:          cached,
+		Checker:        store,
 		KSM:            ksm.KSM,
 		Logger:         logger,
 		Registry:       reg,

@@ -24,8 +24,16 @@ type Op func(ctx context.Context, tx *sql.Tx) error
 // compare-and-set: two ops on one row in a batch run one after the other).
 // If an op fails, the batch is rolled back and every op of it is re-run in a
 // transaction of its own, so one bad op cannot fail the others.
+//
+// The writer keeps one connection of db's pool for itself (it gives it back
+// after an error, and takes another for the next batch), unless the pool
+// holds fewer than minKeepConns connections, where it takes one per batch.
+// On SQLite this keeps that connection's page cache valid from one batch to
+// the next: a connection drops its cache whenever another one has committed,
+// so a writer that took any idle connection would read every page afresh.
 type GroupCommitter struct {
 	db      *sql.DB
+	conn    *sql.Conn // the writer's connection; nil until needed or after an error
 	max     int
 	reqs    chan *gcRequest
 	done    chan struct{} // closed by Close
@@ -92,6 +100,7 @@ func (g *GroupCommitter) Close() {
 
 func (g *GroupCommitter) loop() {
 	defer close(g.stopped)
+	defer g.release()
 	batch := make([]*gcRequest, 0, g.max)
 	for {
 		batch = batch[:0]
@@ -143,18 +152,43 @@ func (g *GroupCommitter) run(batch []*gcRequest) {
 }
 
 func (g *GroupCommitter) runTx(ctx context.Context, batch []*gcRequest) error {
-	tx, err := g.db.BeginTx(ctx, nil)
+	if g.conn == nil {
+		c, err := g.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("sqldb: connect: %w", err)
+		}
+		g.conn = c
+	}
+	tx, err := g.conn.BeginTx(ctx, nil)
 	if err != nil {
+		g.release() // perhaps a broken connection: take another next time
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
 	for _, r := range batch {
 		if err := r.op(ctx, tx); err != nil {
 			tx.Rollback()
+			g.release()
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		g.release()
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
+	if n := g.db.Stats().MaxOpenConnections; n > 0 && n < minKeepConns {
+		g.release() // a small pool: the others need this connection
+	}
 	return nil
+}
+
+// minKeepConns is the smallest pool the writer keeps a connection of
+// between batches.
+const minKeepConns = 4
+
+// release gives the writer's connection back to the pool.
+func (g *GroupCommitter) release() {
+	if g.conn != nil {
+		g.conn.Close()
+		g.conn = nil
+	}
 }

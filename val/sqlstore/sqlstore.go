@@ -19,6 +19,12 @@
 // the two differ (SetActive to the value a key already has), the store checks
 // for the row instead of trusting RowsAffected.
 //
+// CheckAndAdvance (used by ykvald's verifies when there is no sync pool)
+// reads the key's row and runs the same UPDATE in one transaction; on SQLite
+// that is a transaction of the group committer, which holds the write lock
+// from its start, so the state the caller decides on is the one the UPDATE
+// compares against.
+//
 // AdvanceKey writes only modified, yk_counter, yk_use, yk_low, yk_high and
 // nonce, so the column grants Yubico's installation guide gives the
 // ykval_verifier user suffice for verification and replication (Client,
@@ -642,6 +648,83 @@ func (s *Store) advanceGrouped(ctx context.Context, name string, args []any, ent
 		return false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", name, n)
 	}
 	return n == 1, nil
+}
+
+// CheckAndAdvance reads the state of the key publicName, asks decide
+// whether to advance it and to what, and if so runs the compare-and-set
+// UPDATE of AdvanceKey with that state. It returns the state decide saw and
+// whether the UPDATE changed the row; val.ErrNotFound (and no call of
+// decide) when the key has no row.
+//
+// On SQLite the read, decide and the UPDATE run in one transaction of the
+// group committer, which holds the database's write lock: decide sees the
+// latest committed state (and the writes of the operations committed with
+// it), no other writer can come in between, and the answer comes once the
+// transaction has committed. The read then also uses the writer's warm page
+// cache instead of a pool connection's. decide may be called more than
+// once (when a batch is rolled back and its operations re-run), so it must
+// only set variables it owns, overwriting them on every call. On MySQL it
+// is KeyState followed by AdvanceKey, two statements as before.
+//
+// The UPDATE keeps its condition, so even a decide that asks to advance to
+// a position not above the stored one changes nothing.
+func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (val.KeyState, bool, error) {
+	if s.group == nil {
+		prev, err := s.KeyState(ctx, publicName)
+		if err != nil {
+			return val.KeyState{}, false, err
+		}
+		next, ok := decide(prev)
+		if !ok {
+			return prev, false, nil
+		}
+		advanced, err := s.AdvanceKey(ctx, next)
+		return prev, advanced, err
+	}
+	var (
+		prev  val.KeyState
+		found bool
+		n     int64
+	)
+	err := retry(ctx, func() error {
+		read, err := s.keyState.get(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		advance, err := s.advance.get(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		return s.group.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			prev, found, n = val.KeyState{}, false, 0
+			k, err := scanKey(tx.StmtContext(ctx, read).QueryRowContext(ctx, s.names(publicName)...))
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return nil
+			case err != nil:
+				return err
+			}
+			prev, found = k, true
+			next, ok := decide(k)
+			if !ok {
+				return nil
+			}
+			if next.PublicName != publicName {
+				return fmt.Errorf("decide returned key %q", next.PublicName)
+			}
+			n, err = s.advanceIn(ctx, tx, tx.StmtContext(ctx, advance), s.advanceArgs(next), nil)
+			return err
+		})
+	})
+	switch {
+	case err != nil:
+		return val.KeyState{}, false, fmt.Errorf("val/sqlstore: check and advance %q: %w", publicName, err)
+	case !found:
+		return val.KeyState{}, false, val.ErrNotFound
+	case n > 1:
+		return val.KeyState{}, false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", publicName, n)
+	}
+	return prev, n == 1, nil
 }
 
 // SetActive implements val.Store.

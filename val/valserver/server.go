@@ -92,6 +92,25 @@ type Config struct {
 	InflightWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Checker, when set, reads a key's state and stores an accepted OTP's
+	// counters in one call (see KeyChecker), for the verifies of a server
+	// without a Syncer. Nil means Store, if it is a KeyChecker; else a
+	// verify reads the state, then stores with AdvanceKeyQueued. Give it
+	// when Store wraps a store that is one (a client cache): it must be a
+	// view of the same database.
+	Checker KeyChecker
+}
+
+// KeyChecker is a store that can read a key's state, decide on it and
+// store the next state in one call: CheckAndAdvance reads the state of
+// publicName, calls decide with it and, if decide says so, stores the state
+// it returns with the compare-and-set of val.Store.AdvanceKey. It returns
+// the state decide saw and whether the compare-and-set changed the row, or
+// an error wrapping val.ErrNotFound (without calling decide) when the key
+// has no state. decide may be called more than once; the last call's
+// answer is the one acted on. See val/sqlstore.Store.CheckAndAdvance.
+type KeyChecker interface {
+	CheckAndAdvance(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (prev val.KeyState, advanced bool, err error)
 }
 
 // Validate reports every problem of cfg at once.
@@ -139,6 +158,7 @@ func (cfg Config) Validate() error {
 // Server holds what the handlers share.
 type Server struct {
 	store      val.Store
+	checker    KeyChecker // nil: KeyState, then AdvanceKeyQueued
 	ksm        val.KSM
 	syncer     Syncer
 	log        *slog.Logger
@@ -181,6 +201,7 @@ func NewMux(cfg Config) (*http.ServeMux, error) {
 	}
 	s := &Server{
 		store:      cfg.Store,
+		checker:    cfg.Checker,
 		ksm:        cfg.KSM,
 		syncer:     cfg.Syncer,
 		log:        cfg.Logger,
@@ -195,6 +216,9 @@ func NewMux(cfg Config) (*http.ServeMux, error) {
 		verifySlots:  newSlots(cfg.MaxInflight),
 		ksmSlots:     newSlots(cfg.MaxKSMInflight),
 		inflightWait: cfg.InflightWait,
+	}
+	if s.checker == nil {
+		s.checker, _ = cfg.Store.(KeyChecker)
 	}
 	if s.inflightWait == 0 {
 		s.inflightWait = DefaultInflightWait

@@ -212,18 +212,6 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 	// Steps 12–15: the key's state and the replay checks.
 	now := s.now().Unix()
 	publicID := req.PublicID()
-	prev, err := s.store.KeyState(ctx, publicID)
-	if errors.Is(err, val.ErrNotFound) {
-		prev, err = s.store.EnrollKey(ctx, publicID, now) // the KSM knows it: enrol it
-	}
-	if err != nil {
-		v.err = fmt.Errorf("load key state: %w", err)
-		return val.StatusBackendError
-	}
-	if !prev.Active {
-		v.reason = "key is disabled"
-		return val.StatusBadOTP
-	}
 	next := val.KeyState{
 		PublicName: publicID,
 		Active:     true,
@@ -234,13 +222,42 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 		High:       int(d.High),
 		Nonce:      req.Nonce,
 	}
-	if next.Pos() == prev.Pos() && next.Nonce == prev.Nonce {
-		v.reason = "same OTP and nonce as the last accepted request"
-		return val.StatusReplayedRequest
+	if s.checker != nil && s.syncer == nil {
+		// Steps 12–17 in one store call: the read, the checks and the
+		// compare-and-set in one transaction.
+		var status val.Status
+		var reason string
+		prev, advanced, err := s.checker.CheckAndAdvance(ctx, publicID, func(prev val.KeyState) (val.KeyState, bool) {
+			status, reason = judge(prev, next)
+			return next, status == val.StatusOK
+		})
+		switch {
+		case errors.Is(err, val.ErrNotFound):
+			// A key seen for the first time: enrol it below.
+		case err != nil:
+			v.err = fmt.Errorf("check and store counters: %w", err)
+			return val.StatusBackendError
+		case status != val.StatusOK:
+			v.reason = reason
+			return status
+		case !advanced:
+			return h.lost(ctx, v, next)
+		default:
+			h.phishing(prev, next, now, client.ID)
+			return val.StatusOK
+		}
 	}
-	if !prev.Pos().Less(next.Pos()) {
-		v.reason = "OTP is not after the last accepted one"
-		return val.StatusReplayedOTP
+	prev, err := s.store.KeyState(ctx, publicID)
+	if errors.Is(err, val.ErrNotFound) {
+		prev, err = s.store.EnrollKey(ctx, publicID, now) // the KSM knows it: enrol it
+	}
+	if err != nil {
+		v.err = fmt.Errorf("load key state: %w", err)
+		return val.StatusBackendError
+	}
+	if status, reason := judge(prev, next); status != val.StatusOK {
+		v.reason = reason
+		return status
 	}
 
 	// Steps 16–17: the counter update, an atomic compare-and-set, and in
@@ -256,16 +273,7 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 		v.err = fmt.Errorf("store counters: %w", err)
 		return val.StatusBackendError
 	case !advanced:
-		// Another request won the compare-and-set. If it was this very
-		// request (a client asks several servers sharing one database at
-		// once, with one nonce), say so: clients keep waiting for a sibling's
-		// answer on REPLAYED_REQUEST, but give up on REPLAYED_OTP.
-		if cur, err := s.store.KeyState(ctx, publicID); err == nil && cur.Pos() == next.Pos() && cur.Nonce == next.Nonce {
-			v.reason = "same OTP and nonce accepted by a concurrent request"
-			return val.StatusReplayedRequest
-		}
-		v.reason = "a concurrent request accepted this OTP or a later one"
-		return val.StatusReplayedOTP
+		return h.lost(ctx, v, next)
 	}
 
 	// Step 18: replication.
@@ -275,12 +283,45 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 		}
 	}
 
-	// Step 19: the phishing test, logged only (as in YK-VAL).
+	h.phishing(prev, next, now, client.ID)
+	return val.StatusOK
+}
+
+// judge takes the decisions of steps 13–15 on the key's stored state prev
+// and the state next an OTP would store: OK when next may be stored (the
+// compare-and-set still has the last word), else the status and the reason
+// for the log.
+func judge(prev, next val.KeyState) (val.Status, string) {
+	switch {
+	case !prev.Active:
+		return val.StatusBadOTP, "key is disabled"
+	case next.Pos() == prev.Pos() && next.Nonce == prev.Nonce:
+		return val.StatusReplayedRequest, "same OTP and nonce as the last accepted request"
+	case !prev.Pos().Less(next.Pos()):
+		return val.StatusReplayedOTP, "OTP is not after the last accepted one"
+	}
+	return val.StatusOK, ""
+}
+
+// lost answers a request whose compare-and-set another request won. If it
+// was this very request (a client asks several servers sharing one
+// database at once, with one nonce), it says so: clients keep waiting for a
+// sibling's answer on REPLAYED_REQUEST, but give up on REPLAYED_OTP.
+func (h *verifyHandler) lost(ctx context.Context, v *verification, next val.KeyState) val.Status {
+	if cur, err := h.s.store.KeyState(ctx, next.PublicName); err == nil && cur.Pos() == next.Pos() && cur.Nonce == next.Nonce {
+		v.reason = "same OTP and nonce accepted by a concurrent request"
+		return val.StatusReplayedRequest
+	}
+	v.reason = "a concurrent request accepted this OTP or a later one"
+	return val.StatusReplayedOTP
+}
+
+// phishing is step 19: the phishing test, logged only (as in YK-VAL).
+func (h *verifyHandler) phishing(prev, next val.KeyState, now, client int64) {
 	if delayed(prev, next, now) {
-		s.log.Warn("OTP failed phishing test", "public_id", publicID, "client", client.ID,
+		h.s.log.Warn("OTP failed phishing test", "public_id", next.PublicName, "client", client,
 			"counter", next.Counter, "use", next.Use, "elapsed_s", now-prev.Modified)
 	}
-	return val.StatusOK
 }
 
 // decrypt asks the KSM. A rejection is BAD_OTP, as in YK-VAL; a KSM that
