@@ -176,8 +176,20 @@
 // remote one) choose how; see package internal/logging. SIGINT or SIGTERM
 // stops the server gracefully: requests in flight get --shutdown-timeout to
 // finish.
+//
+// The server keeps the Go runtime's memory under a soft limit of 40 MiB
+// (cli.ServerMemoryLimit), so that it stays well under 64 MiB resident at
+// load; GOMEMLIMIT in the environment replaces that limit (GOMEMLIMIT=off
+// removes it).
 package main
 
-import "github.com/ykstack/ykstack/internal/cli"
+import (
+	"os"
 
-func main() { cli.Main("ykvald", run) }
+	"github.com/ykstack/ykstack/internal/cli"
+)
+
+func main() {
+	cli.LimitServerMemory(os.Getenv)
+	cli.Main("ykvald", run)
+}
