@@ -178,9 +178,9 @@
 // finish.
 //
 // The server keeps the Go runtime's memory under a soft limit of 40 MiB
-// (cli.ServerMemoryLimit), so that it stays well under 64 MiB resident at
-// load; GOMEMLIMIT in the environment replaces that limit (GOMEMLIMIT=off
-// removes it).
+// (cli.ServerMemoryLimit), a guard against bursts that would take it past
+// 64 MiB resident; GOMEMLIMIT in the environment replaces that limit
+// (GOMEMLIMIT=off removes it).
 package main
 
 import (
