@@ -159,6 +159,9 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 		return err
 	}
 	dbCfg.MaxOpenConns = c.maxConns
+	if dbCfg.CacheKiB == 0 {
+		dbCfg.CacheKiB = sqlstore.ServerCacheKiB
+	}
 	sealer, err := c.kek.Sealer(env.Lookup)
 	if err != nil {
 		return err

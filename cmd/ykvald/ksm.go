@@ -152,7 +152,7 @@ func (f *ksmFlags) plan(getenv func(string) string) (ksmPlan, []error) {
 
 // dbConfig is the embedded KSM's database configuration.
 func (f *ksmFlags) dbConfig(getenv func(string) string) (sqldb.Config, error) {
-	cfg := sqldb.Config{DSN: f.db, User: f.dbUser}
+	cfg := sqldb.Config{DSN: f.db, User: f.dbUser, CacheKiB: ksmsqlstore.ServerCacheKiB}
 	if f.dbPasswdFile != "" {
 		b, err := os.ReadFile(f.dbPasswdFile)
 		if err != nil {

@@ -51,6 +51,11 @@ type Config struct {
 	User, Password string
 	// MaxOpenConns limits the connection pool; 0 means a default suited to the dialect.
 	MaxOpenConns int
+	// CacheKiB is SQLite's page cache per connection, in KiB; 0 means
+	// SQLite's default (about 2 MiB). A read-mostly server behind its own
+	// cache wants less: every connection of the pool fills its own copy of
+	// the pages it reads. A cache_size pragma in the DSN wins. MySQL ignores it.
+	CacheKiB int
 }
 
 // DB is an open database and its dialect.
@@ -190,12 +195,28 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 
 func openSQLite(path string, cfg Config) (*DB, error) {
 	file, query, _ := strings.Cut(path, "?")
-	// Defaults first; options the user wrote in the DSN come after and win.
-	opts := []string{
+	// Defaults, each unless the user's DSN options set it: those win. (The
+	// driver runs the _pragma options sorted by their text, not in the
+	// order given, so a default and the user's value of one pragma must
+	// not both be passed.)
+	defaults := []string{
 		"_pragma=busy_timeout(10000)",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(FULL)",
 		"_txlock=immediate",
+	}
+	if cfg.CacheKiB > 0 {
+		defaults = append(defaults, fmt.Sprintf("_pragma=cache_size(-%d)", cfg.CacheKiB))
+	}
+	var opts []string
+	for _, d := range defaults {
+		name, value, _ := strings.Cut(d, "=") // _pragma=NAME(V) or _NAME=V
+		if name == "_pragma" {
+			name, _, _ = strings.Cut(value, "(")
+		}
+		if !strings.Contains(strings.ToLower(query), name) {
+			opts = append(opts, d)
+		}
 	}
 	if query != "" {
 		opts = append(opts, query)

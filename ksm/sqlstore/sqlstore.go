@@ -64,6 +64,15 @@ type Store struct {
 
 var _ ksm.KeyStore = (*Store)(nil)
 
+// ServerCacheKiB is the SQLite page cache per connection (sqldb.Config's
+// CacheKiB) the KSM servers use: a lookup reads a few pages of the yubikeys
+// B-tree, behind the servers' own key cache, while SQLite's default of about
+// 2 MiB per connection, filled by each of the pool's connections, made up a
+// third of ykksmd's memory at load. Measured with 10,000 sealed keys at 32
+// concurrent decrypts: peak RSS 61 MiB with the default, 38 MiB with 512 KiB,
+// and no difference in decrypts/s beyond the run-to-run spread.
+const ServerCacheKiB = 512
+
 // Open opens the database cfg names, creates the yubikeys table when it does
 // not exist yet, and returns a plaintext store.
 func Open(ctx context.Context, cfg sqldb.Config) (*Store, error) {
