@@ -13,6 +13,24 @@ import (
 	"github.com/ykstack/ykstack/val/sqlstore"
 )
 
+// enrolledStore opens a store on a fresh database of be with keys keys
+// enrolled, cccccccc0000 and up; it is closed when b ends.
+func enrolledStore(b *testing.B, be testdb.Backend, keys int) *sqlstore.Store {
+	b.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, sqldb.Config{DSN: be.DSN(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	for i := range keys {
+		if _, err := s.EnrollKey(ctx, fmt.Sprintf("cccccccc%04d", i), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
 // BenchmarkAdvanceKeyParallel measures durable replay-guard updates from many
 // goroutines (b.SetParallelism(16) → 16×GOMAXPROCS), each on its own key, as a
 // busy validation server does: run with -cpu to vary the concurrency.
@@ -20,17 +38,8 @@ func BenchmarkAdvanceKeyParallel(b *testing.B) {
 	for _, be := range testdb.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
-			s, err := sqlstore.Open(ctx, sqldb.Config{DSN: be.DSN(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
 			const keys = 1024
-			for i := range keys {
-				if _, err := s.EnrollKey(ctx, fmt.Sprintf("cccccccc%04d", i), 1); err != nil {
-					b.Fatal(err)
-				}
-			}
+			s := enrolledStore(b, be, keys)
 			var next atomic.Int64
 			b.SetParallelism(16)
 			b.ResetTimer()
@@ -60,17 +69,8 @@ func BenchmarkVerifyPath(b *testing.B) {
 		for _, mode := range []string{"read-advance", "check-and-advance"} {
 			b.Run(be.Name+"/"+mode, func(b *testing.B) {
 				ctx := context.Background()
-				s, err := sqlstore.Open(ctx, sqldb.Config{DSN: be.DSN(b)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
 				const keys = 1024
-				for i := range keys {
-					if _, err := s.EnrollKey(ctx, fmt.Sprintf("cccccccc%04d", i), 1); err != nil {
-						b.Fatal(err)
-					}
-				}
+				s := enrolledStore(b, be, keys)
 				var next atomic.Int64
 				b.SetParallelism(16)
 				cpu0 := cpuTime()
