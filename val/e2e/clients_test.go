@@ -66,16 +66,7 @@ func TestProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command to build the binaries with: %v", err)
-	}
-	bin := t.TempDir()
-	build := exec.Command(goBin, "build", "-o", bin+string(os.PathSeparator), "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykval-gen-clients")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykval-gen-clients")
 	curl, _ := exec.LookPath("curl")
 	ctx := context.Background()
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -70,16 +69,7 @@ func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries and loads a server")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command to build the binaries with: %v", err)
-	}
-	bin := t.TempDir()
-	build := exec.Command(goBin, "build", "-o", bin+string(os.PathSeparator), "./cmd/ykksmd", "./cmd/ykvald")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "./cmd/ykksmd", "./cmd/ykvald")
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) { crash(t, b, bin) })
 	}

@@ -385,16 +385,7 @@ func TestPHPInterop(t *testing.T) {
 	if out, err := exec.Command(php, "-m").Output(); err != nil || !strings.Contains(string(out), "pdo_mysql") || !strings.Contains(string(out), "curl") {
 		t.Fatalf("php -m = %q, %v: want the pdo_mysql and curl modules (apt-get install php-mysql php-curl)", out, err)
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command to build the binaries with: %v", err)
-	}
-	bin := t.TempDir()
-	build := exec.Command(goBin, "build", "-o", bin+string(os.PathSeparator), "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykclient")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykclient")
 	ctx := context.Background()
 
 	// ykksmd with the CI key.
