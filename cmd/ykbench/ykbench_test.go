@@ -473,7 +473,10 @@ func valServer(t *testing.T, keys []ksm.Key) (url, id, secret string) {
 func TestVAL(t *testing.T) {
 	keysFile, keys := writeKeys(t, 40)
 	url, id, secret := valServer(t, keys)
-	common := []string{"val", "--url", url, "--client-id", id, "--api-key", secret, "--keys", keysFile, "-c", "4", "-d", "300ms", "--warmup", "50ms"}
+	// A second of measurement: a durable verify can take hundreds of
+	// milliseconds on a loaded machine under -race, and a 300 ms window
+	// once measured no request at all.
+	common := []string{"val", "--url", url, "--client-id", id, "--api-key", secret, "--keys", keysFile, "-c", "4", "-d", "1s", "--warmup", "50ms"}
 
 	out, errOut, err := runCmd(t, append(common, "--prime")...)
 	if err != nil {
