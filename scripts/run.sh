@@ -59,7 +59,7 @@ Try it from another terminal, as a YubiKey touch would (ykgenerate takes the
 OTP's counters from the clock: one new OTP per second, like touches):
   OTP=\$(bin/ykgenerate --db $ksm_db --public-id cccccccccccb)
   curl "http://$ksm_listen/wsapi/decrypt?otp=\$OTP"
-  curl "http://$val_listen/wsapi/2.0/verify?id=$client_id&nonce=0123456789abcdef&otp=\$OTP"   # OK; again: REPLAYED_OTP
+  curl "http://$val_listen/wsapi/2.0/verify?id=$client_id&nonce=0123456789abcdef&otp=\$OTP"   # OK; again: REPLAYED_REQUEST (same nonce), with another nonce: REPLAYED_OTP
   sleep 1; bin/ykclient --url http://$val_listen/wsapi/2.0/verify --apikey $client_key $client_id "\$(bin/ykgenerate --db $ksm_db --public-id cccccccccccb)"
 
 MSG
