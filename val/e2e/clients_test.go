@@ -15,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ykstack/ykstack/internal/sqldb"
 	"github.com/ykstack/ykstack/internal/testdb"
-	"github.com/ykstack/ykstack/ksm"
-	ksmsqlstore "github.com/ykstack/ykstack/ksm/sqlstore"
 	"github.com/ykstack/ykstack/val"
 	"github.com/ykstack/ykstack/val/valclient"
 )
@@ -73,15 +70,7 @@ func TestProcesses(t *testing.T) {
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ksmDSN, valDSN := b.DSN(t), b.DSN(t)
-			ks, err := ksmsqlstore.Open(ctx, sqldb.Config{DSN: ksmDSN})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = ks.Import(ctx, []ksm.Key{ciKey})
-			ks.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			seedKSM(t, ksmDSN)
 			env := append(os.Environ(), "YKKSM_DB=", "YKVAL_DB=", "YKVAL_KSM_URL=", "YKVAL_KSM_DB=", "YKVAL_LISTEN=", "YKKSM_LISTEN=", "YKVAL_REVOKE_IPS=")
 
 			ksmAddr := daemon(t, env, filepath.Join(bin, "ykksmd"), "--listen", "127.0.0.1:0", "--db", ksmDSN)

@@ -22,8 +22,6 @@ import (
 
 	"github.com/ykstack/ykstack/internal/sqldb"
 	"github.com/ykstack/ykstack/internal/testdb"
-	"github.com/ykstack/ykstack/ksm"
-	ksmsqlstore "github.com/ykstack/ykstack/ksm/sqlstore"
 	"github.com/ykstack/ykstack/val"
 	valsqlstore "github.com/ykstack/ykstack/val/sqlstore"
 )
@@ -386,19 +384,10 @@ func TestPHPInterop(t *testing.T) {
 		t.Fatalf("php -m = %q, %v: want the pdo_mysql and curl modules (apt-get install php-mysql php-curl)", out, err)
 	}
 	bin := buildBinaries(t, "./cmd/ykksmd", "./cmd/ykvald", "./cmd/ykclient")
-	ctx := context.Background()
 
 	// ykksmd with the CI key.
 	ksmDSN := testdb.SQLite(t)
-	ks, err := ksmsqlstore.Open(ctx, sqldb.Config{DSN: ksmDSN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = ks.Import(ctx, []ksm.Key{ciKey})
-	ks.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	seedKSM(t, ksmDSN)
 	_, ksmAddr := startProc(t, "ykksmd", filepath.Join(bin, "ykksmd"), "--listen", "127.0.0.1:0", "--db", ksmDSN)
 	ksmBase := "http://" + ksmAddr
 
