@@ -232,15 +232,7 @@ func TestReportVsPlaintext(t *testing.T) {
 	lines = append(lines,
 		load("ksm-sqlite-sealed", "ksm", 8, 30000), server("ksm-sqlite-sealed", 8, 3), // no plaintext run at c=8
 		load("val-sqlite-embedded", "val", 32, 5000), load("val-sqlite-embedded-tls", "val", 32, 4000))
-	r, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := writeReport(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
+	out := report(t, lines)
 	for _, want := range []string{
 		"| ksm-sqlite-tls | raw | 32 | 38000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | req/s 95%, CPU/req 100% | 1.0 MiB | 32% | 10 |",
 		"| ksm-sqlite-tls | raw | 32 | 32000 | 0.000 | 0.000 | 2.000 | 0.000 | 0 | – | req/s 80%, CPU/req 120% |",

@@ -337,15 +337,7 @@ func TestReport(t *testing.T) {
 		`{"kind":"import","label":"ykksm-import sqlite","keys":100000,"seconds":12.5,"ok":true}`,
 		`{"kind":"import","label":"gpg --sign --encrypt","keys":100000,"seconds":20,"ok":true}`,
 	}
-	r, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := writeReport(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
+	out := report(t, lines)
 	if strings.Contains(out, "gpg --sign --encrypt: 100000 keys") {
 		t.Errorf("report checks the import target on a gpg run:\n%s", out)
 	}
@@ -529,4 +521,18 @@ func TestVAL(t *testing.T) {
 	if bad := jsonResult(t, out); bad.Requests == 0 || bad.Errors != bad.Requests {
 		t.Errorf("wrong key: requests %d, errors %d; want every request an error", bad.Requests, bad.Errors)
 	}
+}
+
+// report renders result lines (JSON, one a line) as ykbench report does.
+func report(t *testing.T, lines []string) string {
+	t.Helper()
+	r, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
