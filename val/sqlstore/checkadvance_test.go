@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/ykstack/ykstack/internal/sqldb"
 	"github.com/ykstack/ykstack/internal/testdb"
 	"github.com/ykstack/ykstack/val"
+	"github.com/ykstack/ykstack/val/sqlstore"
 )
 
 // TestCheckAndAdvance: a key without a row is ErrNotFound and decide is not
@@ -74,6 +76,113 @@ func TestCheckAndAdvance(t *testing.T) {
 			_, advanced, err = s.CheckAndAdvance(ctx, name, func(val.KeyState) (val.KeyState, bool) { return next, true })
 			if err != nil || advanced {
 				t.Fatalf("same position forced: advanced %v, err %v; want false, nil", advanced, err)
+			}
+		})
+	}
+}
+
+// TestCheckAndAdvanceSharedRow: two stores, each with its own connection
+// pool (as two ykvald processes on one database), take turns and race on
+// one key. Whatever a store remembers of the row (on MySQL it keeps the
+// states it read and wrote), every decision is taken on the row as stored:
+// an OTP the other store has passed is refused, a key the other store
+// disabled is refused, the state handed back is the stored one, and of
+// concurrent calls across both stores exactly one wins each round.
+func TestCheckAndAdvanceSharedRow(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := b.DSN(t)
+			a, other := open(t, sqldb.Config{DSN: dsn}), open(t, sqldb.Config{DSN: dsn})
+			const name = "ccccccccccdb"
+			if _, err := a.EnrollKey(ctx, name, 100); err != nil {
+				t.Fatal(err)
+			}
+			at := func(counter int, modified int64) val.KeyState {
+				return val.KeyState{PublicName: name, Active: true, Modified: modified, Counter: counter, Use: 1, Low: counter, High: 7, Nonce: "nonce" + strconv.Itoa(counter) + "xxxxxxxxxx"}
+			}
+			// step asks s to advance to next when the state it is shown
+			// is below it; it returns the last state decide saw.
+			step := func(s *sqlstore.Store, next val.KeyState) (seen, prev val.KeyState, advanced bool) {
+				t.Helper()
+				prev, advanced, err := s.CheckAndAdvance(ctx, name, func(p val.KeyState) (val.KeyState, bool) {
+					seen = p
+					return next, p.Active && p.Pos().Less(next.Pos())
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return seen, prev, advanced
+			}
+
+			if _, _, ok := step(a, at(1, 201)); !ok {
+				t.Fatal("first advance refused")
+			}
+			if _, _, ok := step(a, at(2, 202)); !ok { // now a remembers counter 2
+				t.Fatal("second advance refused")
+			}
+			if _, _, ok := step(other, at(5, 205)); !ok {
+				t.Fatal("the other store's advance refused")
+			}
+			// a remembers 2; the row holds 5: 3 must be refused.
+			seen, prev, ok := step(a, at(3, 203))
+			if ok || seen.Counter != 5 || prev.Counter != 5 || prev.Modified != 205 {
+				t.Fatalf("OTP behind the row: advanced %v, last decide saw %+v, returned %+v; want refused on counter 5", ok, seen, prev)
+			}
+			// The other store moves the row on again; a's next advance is
+			// above it, succeeds, and hands back the row's state as stored.
+			if _, _, ok := step(other, at(6, 206)); !ok {
+				t.Fatal("the other store's advance refused")
+			}
+			if _, prev, ok := step(a, at(7, 207)); !ok || prev.Counter != 6 || prev.Modified != 206 || prev.Nonce != at(6, 0).Nonce {
+				t.Fatalf("advance over the other store's write: advanced %v, prev %+v; want true over counter 6", ok, prev)
+			}
+			// Disabled by the other store: refused, and nothing written.
+			if err := other.SetActive(ctx, name, false); err != nil {
+				t.Fatal(err)
+			}
+			if seen, _, ok := step(a, at(8, 208)); ok || seen.Active {
+				t.Fatalf("disabled key: advanced %v, decide saw %+v", ok, seen)
+			}
+			if k, _ := other.KeyState(ctx, name); k.Counter != 7 {
+				t.Fatalf("stored %+v, want counter 7", k)
+			}
+			if err := other.SetActive(ctx, name, true); err != nil {
+				t.Fatal(err)
+			}
+			if seen, _, ok := step(a, at(8, 208)); !ok || !seen.Active {
+				t.Fatalf("re-enabled key: advanced %v, decide saw %+v", ok, seen)
+			}
+
+			// Rounds of 16 concurrent calls, half on each store, one
+			// position per round: exactly one winner per round.
+			stores := []*sqlstore.Store{a, other}
+			for round := range 50 {
+				next := at(10+round, int64(300+round))
+				var wins atomic.Int64
+				var wg sync.WaitGroup
+				for i := range 16 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						_, advanced, err := stores[i%2].CheckAndAdvance(ctx, name, func(p val.KeyState) (val.KeyState, bool) {
+							return next, p.Active && p.Pos().Less(next.Pos())
+						})
+						if err != nil {
+							t.Error(err)
+						}
+						if advanced {
+							wins.Add(1)
+						}
+					}()
+				}
+				wg.Wait()
+				if wins.Load() != 1 {
+					t.Fatalf("round %d: %d of 16 calls advanced, want 1", round, wins.Load())
+				}
+				if k, _ := a.KeyState(ctx, name); k.Pos() != next.Pos() || k.Modified != next.Modified {
+					t.Fatalf("round %d: stored %+v, want %+v", round, k, next)
+				}
 			}
 		})
 	}

@@ -114,6 +114,12 @@ type Store struct {
 	// user without INSERT or UPDATE rights can still read).
 	client, keyState, enroll, advance lazyStmt
 
+	// exact is the advance UPDATE that also requires the row to hold the
+	// state CheckAndAdvance decided on (see advanceExact); keys remembers
+	// those states. MySQL only: nil keys on SQLite.
+	exact lazyStmt
+	keys  *keyCache
+
 	// group batches the commits of AdvanceKey, AdvanceKeyQueued, SyncKey
 	// and SettleQueue on SQLite (see advanceGrouped); nil on MySQL.
 	group *sqldb.GroupCommitter
@@ -221,6 +227,10 @@ func newStore(db *sqldb.DB) *Store {
 	s.keyState.query = "SELECT " + s.keyCols + " FROM yubikeys WHERE " + s.byName
 	s.enroll.query = "INSERT INTO yubikeys (active, created, modified, yk_publicname, yk_counter, yk_use, yk_low, yk_high, nonce, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	s.advance.query = "UPDATE yubikeys SET modified = ?, yk_counter = ?, yk_use = ?, yk_low = ?, yk_high = ?, nonce = ? WHERE " + s.byName + " AND (yk_counter < ? OR (yk_counter = ? AND yk_use < ?))"
+	s.exact.query = s.advance.query + " AND " + s.active + " AND modified = ? AND yk_counter = ? AND yk_use = ? AND yk_low = ? AND yk_high = ?"
+	if db.Dialect == sqldb.MySQL {
+		s.keys = newKeyCache(keyCacheSize)
+	}
 	if db.Dialect == sqldb.SQLite {
 		// SQLite has one writer and, with synchronous=FULL, one fsync per
 		// commit: group the replay guard's updates so that concurrent OKs
@@ -654,32 +664,33 @@ func (s *Store) advanceGrouped(ctx context.Context, name string, args []any, ent
 // whether to advance it and to what, and if so runs the compare-and-set
 // UPDATE of AdvanceKey with that state. It returns the state decide saw and
 // whether the UPDATE changed the row; val.ErrNotFound (and no call of
-// decide) when the key has no row.
+// decide) when the key has no row. decide may be called more than once, so
+// it must only set variables it owns, overwriting them on every call.
 //
 // On SQLite the read, decide and the UPDATE run in one transaction of the
 // group committer, which holds the database's write lock: decide sees the
 // latest committed state (and the writes of the operations committed with
 // it), no other writer can come in between, and the answer comes once the
 // transaction has committed. The read then also uses the writer's warm page
-// cache instead of a pool connection's. decide may be called more than
-// once (when a batch is rolled back and its operations re-run), so it must
-// only set variables it owns, overwriting them on every call. On MySQL it
-// is KeyState followed by AdvanceKey, two statements as before.
+// cache instead of a pool connection's. decide is called again when a batch
+// is rolled back and its operations re-run.
+//
+// On MySQL the store remembers the state of the keys it last read or wrote
+// (up to keyCacheSize of them). For a remembered key, decide is first asked
+// about the remembered state, and if it advances, one UPDATE both checks
+// that the row still holds exactly that state (active flag, modified,
+// counters and timestamp) and stores the new one; that UPDATE is the whole
+// round trip to the database. When it changes nothing (another process or
+// store moved the row on) or decide refuses, the row is read and decide
+// asked again, as for a key not remembered: KeyState, then AdvanceKey. So
+// the answer is always decided on the row as stored, and a refusal (a
+// replay, a disabled key) is never decided on the remembered state alone.
 //
 // The UPDATE keeps its condition, so even a decide that asks to advance to
 // a position not above the stored one changes nothing.
 func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (val.KeyState, bool, error) {
 	if s.group == nil {
-		prev, err := s.KeyState(ctx, publicName)
-		if err != nil {
-			return val.KeyState{}, false, err
-		}
-		next, ok := decide(prev)
-		if !ok {
-			return prev, false, nil
-		}
-		advanced, err := s.AdvanceKey(ctx, next)
-		return prev, advanced, err
+		return s.checkAndAdvanceKnown(ctx, publicName, decide)
 	}
 	var (
 		prev  val.KeyState
@@ -727,8 +738,81 @@ func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide f
 	return prev, n == 1, nil
 }
 
+// checkAndAdvanceKnown is CheckAndAdvance without a group committer
+// (MySQL): one exact compare-and-set on the remembered state when there is
+// one and decide advances it, else KeyState and AdvanceKey.
+func (s *Store) checkAndAdvanceKnown(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (val.KeyState, bool, error) {
+	if prev, ok := s.keys.get(publicName); ok {
+		if next, ok := decide(prev); ok && next.PublicName == publicName {
+			won, err := s.advanceExact(ctx, prev, next)
+			if err != nil {
+				s.keys.drop(publicName)
+				return val.KeyState{}, false, err
+			}
+			if won {
+				s.keys.put(advanced(prev, next))
+				return prev, true, nil
+			}
+		}
+	}
+	prev, err := s.KeyState(ctx, publicName)
+	if err != nil {
+		s.keys.drop(publicName)
+		return val.KeyState{}, false, err
+	}
+	s.keys.put(prev)
+	next, ok := decide(prev)
+	if !ok {
+		return prev, false, nil
+	}
+	won, err := s.AdvanceKey(ctx, next)
+	if err == nil && won && next.PublicName == publicName {
+		s.keys.put(advanced(prev, next))
+	} else {
+		s.keys.drop(publicName)
+	}
+	return prev, won, err
+}
+
+// advanceExact runs the advance UPDATE to next on condition that the row
+// still holds prev's active flag, modified time, counters and timestamp,
+// and reports whether it changed the row.
+func (s *Store) advanceExact(ctx context.Context, prev, next val.KeyState) (bool, error) {
+	args := append(s.advanceArgs(next), prev.Modified, prev.Counter, prev.Use, prev.Low, prev.High)
+	var n int64
+	err := retry(ctx, func() error {
+		st, err := s.exact.get(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("val/sqlstore: advance %q: %w", next.PublicName, err)
+	case n > 1:
+		return false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", next.PublicName, n)
+	}
+	return n == 1, nil
+}
+
+// forget drops the remembered state of the key publicName, for the writes
+// that change a row outside CheckAndAdvance. (Remembered states are checked
+// before they are acted on; this only saves the failed check.)
+func (s *Store) forget(publicName string) {
+	if s.keys != nil {
+		s.keys.drop(publicName)
+	}
+}
+
 // SetActive implements val.Store.
 func (s *Store) SetActive(ctx context.Context, publicName string, active bool) error {
+	s.forget(publicName)
 	var n int64
 	err := retry(ctx, func() error {
 		res, err := s.db.ExecContext(ctx, "UPDATE yubikeys SET active = ? WHERE "+s.byName, append([]any{active}, s.names(publicName)...)...)
@@ -806,6 +890,7 @@ func (s *Store) ImportKeys(ctx context.Context, keys []val.KeyState) (int, error
 
 // importKey inserts k, or when it exists updates it if k is ahead.
 func (s *Store) importKey(ctx context.Context, q querier, k val.KeyState) (bool, error) {
+	s.forget(k.PublicName)
 	_, err := q.ExecContext(ctx,
 		"INSERT INTO yubikeys (active, created, modified, yk_publicname, yk_counter, yk_use, yk_low, yk_high, nonce, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		k.Active, k.Created, k.Modified, k.PublicName, k.Counter, k.Use, k.Low, k.High, k.Nonce, k.Notes)
@@ -877,7 +962,7 @@ func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.Close()
 	}
-	for _, l := range []*lazyStmt{&s.client, &s.keyState, &s.enroll, &s.advance} {
+	for _, l := range []*lazyStmt{&s.client, &s.keyState, &s.enroll, &s.advance, &s.exact} {
 		l.close()
 	}
 	return s.db.Close()

@@ -30,6 +30,7 @@ func enrolled(publicName string, now int64) val.KeyState {
 // wholly after it, and the state returned is the one the update compared
 // against.
 func (s *Store) SyncKey(ctx context.Context, remote val.KeyState, now int64) (val.KeyState, bool, error) {
+	s.forget(remote.PublicName)
 	var (
 		before  val.KeyState
 		updated bool

@@ -1,0 +1,80 @@
+package sqlstore
+
+import (
+	"sync"
+
+	"github.com/ykstack/ykstack/val"
+)
+
+// keyCacheSize is how many keys' states CheckAndAdvance remembers on MySQL.
+// An entry takes about 200 bytes, so the cache stays under 7 MiB.
+const keyCacheSize = 32768
+
+// keyCache remembers the yubikeys rows CheckAndAdvance last read or wrote,
+// so that a verify on MySQL can decide on the remembered state and store
+// its new counters in one statement instead of a SELECT and an UPDATE.
+//
+// An entry is only a guess: the UPDATE that acts on it requires the row to
+// still hold the remembered values (see Store.advanceExact), so a row that
+// another process or another store changed in the meantime makes the
+// UPDATE change nothing, and CheckAndAdvance then reads the row and decides
+// again. Rows with notes are not remembered (they would cost memory for a
+// column the verify path never reads).
+type keyCache struct {
+	mu  sync.Mutex
+	m   map[string]val.KeyState
+	max int
+}
+
+func newKeyCache(max int) *keyCache {
+	return &keyCache{m: make(map[string]val.KeyState), max: max}
+}
+
+// get returns the remembered state of the key name.
+func (c *keyCache) get(name string) (val.KeyState, bool) {
+	c.mu.Lock()
+	k, ok := c.m[name]
+	c.mu.Unlock()
+	return k, ok
+}
+
+// put remembers k as the stored state of its key, evicting an arbitrary
+// entry when the cache is full.
+func (c *keyCache) put(k val.KeyState) {
+	if k.Notes != "" {
+		c.drop(k.PublicName)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k.PublicName]; !ok && len(c.m) >= c.max {
+		for name := range c.m { // map order: an arbitrary victim
+			delete(c.m, name)
+			break
+		}
+	}
+	c.m[k.PublicName] = k
+}
+
+// drop forgets the key name.
+func (c *keyCache) drop(name string) {
+	c.mu.Lock()
+	delete(c.m, name)
+	c.mu.Unlock()
+}
+
+// len returns how many keys are remembered.
+func (c *keyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// advanced returns the state a row holds after the advance UPDATE wrote
+// next over prev: the columns that statement sets come from next, the
+// others from prev.
+func advanced(prev, next val.KeyState) val.KeyState {
+	k := prev
+	k.Modified, k.Counter, k.Use, k.Low, k.High, k.Nonce = next.Modified, next.Counter, next.Use, next.Low, next.High, next.Nonce
+	return k
+}
