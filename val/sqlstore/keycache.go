@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/ykstack/ykstack/val"
 )
@@ -77,4 +78,43 @@ func advanced(prev, next val.KeyState) val.KeyState {
 	k := prev
 	k.Modified, k.Counter, k.Use, k.Low, k.High, k.Nonce = next.Modified, next.Counter, next.Use, next.Low, next.High, next.Nonce
 	return k
+}
+
+// Guessing pays when one process sees most of its keys' verifies. When
+// several processes share the database and a key's OTPs go to each in turn
+// (two ykvalds behind a round-robin balancer), the remembered state is
+// mostly stale and each guess costs a wasted UPDATE before the read. So
+// the store counts, over windows of guessWindow guesses, how many found
+// the row changed, and when more than half did, it stops guessing except
+// for one call in guessProbe, which keeps the count going so that guessing
+// resumes once the remembered states are current again.
+const (
+	guessWindow = 128
+	guessProbe  = 32
+)
+
+// guessStats decides whether CheckAndAdvance acts on remembered states.
+// The counts are updated without a lock and may be off by a few calls at
+// a window's end; they only steer the choice of path, never a decision.
+type guessStats struct {
+	tries, stale atomic.Int64 // guesses and stale guesses in this window
+	calls        atomic.Int64 // calls while guessing is off
+	off          atomic.Bool
+}
+
+// use reports whether this call should guess.
+func (g *guessStats) use() bool {
+	return !g.off.Load() || g.calls.Add(1)%guessProbe == 0
+}
+
+// record counts a guess and whether it found the row changed.
+func (g *guessStats) record(stale bool) {
+	if stale {
+		g.stale.Add(1)
+	}
+	if g.tries.Add(1) < guessWindow {
+		return
+	}
+	n, s := g.tries.Swap(0), g.stale.Swap(0)
+	g.off.Store(2*s > n)
 }

@@ -117,8 +117,9 @@ type Store struct {
 	// exact is the advance UPDATE that also requires the row to hold the
 	// state CheckAndAdvance decided on (see advanceExact); keys remembers
 	// those states. MySQL only: nil keys on SQLite.
-	exact lazyStmt
-	keys  *keyCache
+	exact   lazyStmt
+	keys    *keyCache
+	guesses guessStats
 
 	// group batches the commits of AdvanceKey, AdvanceKeyQueued, SyncKey
 	// and SettleQueue on SQLite (see advanceGrouped); nil on MySQL.
@@ -682,7 +683,9 @@ func (s *Store) advanceGrouped(ctx context.Context, name string, args []any, ent
 // counters and timestamp) and stores the new one; that UPDATE is the whole
 // round trip to the database. When it changes nothing (another process or
 // store moved the row on) or decide refuses, the row is read and decide
-// asked again, as for a key not remembered: KeyState, then AdvanceKey. So
+// asked again, as for a key not remembered: KeyState, then AdvanceKey.
+// While most remembered states turn out stale (several processes taking
+// turns on the same keys), the store mostly skips the guess (guessStats). So
 // the answer is always decided on the row as stored, and a refusal (a
 // replay, a disabled key) is never decided on the remembered state alone.
 //
@@ -742,13 +745,14 @@ func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide f
 // (MySQL): one exact compare-and-set on the remembered state when there is
 // one and decide advances it, else KeyState and AdvanceKey.
 func (s *Store) checkAndAdvanceKnown(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (val.KeyState, bool, error) {
-	if prev, ok := s.keys.get(publicName); ok {
+	if prev, ok := s.keys.get(publicName); ok && s.guesses.use() {
 		if next, ok := decide(prev); ok && next.PublicName == publicName {
 			won, err := s.advanceExact(ctx, prev, next)
 			if err != nil {
 				s.keys.drop(publicName)
 				return val.KeyState{}, false, err
 			}
+			s.guesses.record(!won)
 			if won {
 				s.keys.put(advanced(prev, next))
 				return prev, true, nil
