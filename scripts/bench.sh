@@ -23,6 +23,9 @@
 #   BENCH_GOBENCH=REGEXP                     which of them (default: bench_test.go's; "." for all)
 #   BENCH_RESULTS=FILE                       results file (default: a new file in $TMPDIR)
 #   BENCH_UPDATE_DOCS=1                      rewrite docs/BENCHMARKS.md's results section (0: only print)
+#   BENCH_PIN=S:G                            run the servers on CPUs S and ykbench's load runs on CPUs G
+#                                            (taskset lists, e.g. 0:1), so the generator's work does not
+#                                            take the servers' CPU; default: no pinning
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -39,11 +42,18 @@ scenarios=${BENCH_SCENARIOS:-gobench baseline ksm-sqlite ksm-sqlite-tls ksm-sqli
 gobenchtime=${BENCH_GOBENCHTIME:-300ms}
 gobench=${BENCH_GOBENCH:-^Benchmark(Decrypt|Split|Generate|Decrypter|DecryptHandler|Lookup|Import)\$}
 update_docs=${BENCH_UPDATE_DOCS:-1}
+pin=${BENCH_PIN:-}
 docs=$root/docs/BENCHMARKS.md
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 want() { case " $scenarios " in *" $1 "*) return 0 ;; esac; return 1; }
 case $repeat in '' | *[!0-9]* | 0) echo "bench: BENCH_REPEAT must be a positive number" >&2; exit 2 ;; esac
+pin_srv=() pin_gen=()
+if [ -n "$pin" ]; then
+	case $pin in *?:?*) ;; *) echo "bench: BENCH_PIN must be SERVER-CPUS:GENERATOR-CPUS, e.g. 0:1" >&2; exit 2 ;; esac
+	command -v taskset >/dev/null || { echo "bench: BENCH_PIN needs taskset (util-linux)" >&2; exit 2; }
+	pin_srv=(taskset -c "${pin%%:*}") pin_gen=(taskset -c "${pin#*:}")
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ykstack-bench.XXXXXX")
 results=${BENCH_RESULTS:-$work/results.jsonl}
@@ -98,6 +108,7 @@ admin_arg=()
 [ "$have_mysql" = 1 ] && admin_arg=(--admin "$YKSTACK_TEST_MYSQL")
 "$yb" machine "${admin_arg[@]}" --out "$results" \
 	"duration=$duration" "warmup=$warmup" "concurrency=$concurrency" "ykbench client=$client" "repeats of the TLS/sealed pairs=$repeat" \
+	"CPU pinning (servers:ykbench)=${pin:-none}" \
 	"keys in KSM=$nkeys" "filesystem of the databases=$fs_type ($work)" >&2
 
 # --- helpers -----------------------------------------------------------------
@@ -110,7 +121,7 @@ proc_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 start() {
 	local name=$1 logf=$2
 	shift 2
-	"$@" >"$logf" 2>&1 &
+	"${pin_srv[@]}" "$@" >"$logf" 2>&1 &
 	last_pid=$!
 	pids+=("$last_pid")
 	say "started $name (pid $last_pid): $*"
@@ -146,7 +157,7 @@ measure() {
 	say "$label c=$c; $(uptime | sed 's/^.*load/load/')"
 	t0=$(date +%s.%N)
 	last_json=
-	if out=$("$@" --label "$label" -c "$c" --duration "$duration" --warmup "$warmup" --client "${run_client:-$client}" --out "$results"); then
+	if out=$("${pin_gen[@]}" "$@" --label "$label" -c "$c" --duration "$duration" --warmup "$warmup" --client "${run_client:-$client}" --out "$results"); then
 		grep -v '^{' <<<"$out" >&2 || true
 		last_json=$(grep '^{' <<<"$out" || true)
 	else
