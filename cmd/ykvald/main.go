@@ -180,7 +180,10 @@
 // The server keeps the Go runtime's memory under a soft limit of 40 MiB
 // (cli.ServerMemoryLimit), a guard against bursts that would take it past
 // 64 MiB resident; GOMEMLIMIT in the environment replaces that limit
-// (GOMEMLIMIT=off removes it).
+// (GOMEMLIMIT=off removes it). On a one-CPU machine it runs two Go
+// schedulers rather than one (cli.MinServerProcs), so that a commit waiting
+// in fsync does not hold up every other request; GOMAXPROCS in the
+// environment replaces that choice.
 package main
 
 import (
@@ -191,5 +194,6 @@ import (
 
 func main() {
 	cli.LimitServerMemory(os.Getenv)
+	cli.ServerProcs(os.Getenv)
 	cli.Main("ykvald", run)
 }
