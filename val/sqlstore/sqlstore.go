@@ -554,13 +554,19 @@ func (s *Store) AdvanceKeyQueued(ctx context.Context, next val.KeyState, entries
 	if len(entries) > 0 {
 		return s.advanceTx(ctx, next.PublicName, args, entries)
 	}
+	return s.advanceOne(ctx, &s.advance, next.PublicName, args)
+}
+
+// advanceOne runs one of the advance UPDATEs (st) on its own, retrying
+// transient conflicts, and reports whether it changed the row of name.
+func (s *Store) advanceOne(ctx context.Context, st *lazyStmt, name string, args []any) (bool, error) {
 	var n int64
 	err := retry(ctx, func() error {
-		st, err := s.advance.get(ctx, s.db)
+		prepared, err := st.get(ctx, s.db)
 		if err != nil {
 			return err
 		}
-		res, err := st.ExecContext(ctx, args...)
+		res, err := prepared.ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -568,10 +574,10 @@ func (s *Store) AdvanceKeyQueued(ctx context.Context, next val.KeyState, entries
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("val/sqlstore: advance %q: %w", next.PublicName, err)
+		return false, fmt.Errorf("val/sqlstore: advance %q: %w", name, err)
 	}
 	if n > 1 {
-		return false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", next.PublicName, n)
+		return false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", name, n)
 	}
 	return n == 1, nil
 }
@@ -783,26 +789,7 @@ func (s *Store) checkAndAdvanceKnown(ctx context.Context, publicName string, dec
 // and reports whether it changed the row.
 func (s *Store) advanceExact(ctx context.Context, prev, next val.KeyState) (bool, error) {
 	args := append(s.advanceArgs(next), prev.Modified, prev.Counter, prev.Use, prev.Low, prev.High)
-	var n int64
-	err := retry(ctx, func() error {
-		st, err := s.exact.get(ctx, s.db)
-		if err != nil {
-			return err
-		}
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	switch {
-	case err != nil:
-		return false, fmt.Errorf("val/sqlstore: advance %q: %w", next.PublicName, err)
-	case n > 1:
-		return false, fmt.Errorf("val/sqlstore: advance %q: %d rows changed", next.PublicName, n)
-	}
-	return n == 1, nil
+	return s.advanceOne(ctx, &s.exact, next.PublicName, args)
 }
 
 // forget drops the remembered state of the key publicName, for the writes
