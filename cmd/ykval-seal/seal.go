@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"maps"
-	"os"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ykstack/ykstack/internal/cli"
+	"github.com/ykstack/ykstack/internal/sealcli"
 	"github.com/ykstack/ykstack/internal/sqldb"
 	"github.com/ykstack/ykstack/val/sqlstore"
 	"github.com/ykstack/ykstack/val/valseal"
@@ -40,9 +35,6 @@ DB flags: --database DSN (env YKVAL_DB), --db-user USER, --db-passwd-file FILE (
 The KEK may also come from env YKVAL_KEK_FILE or YKVAL_KEK, or the systemd credential ykval-kek.
 
 `
-
-// maxListed bounds how many client ids an error lists.
-const maxListed = 10
 
 type options struct {
 	db             cli.DBFlags
@@ -121,17 +113,17 @@ func run(ctx context.Context, env cli.Env) error {
 	if sealer == nil {
 		return cli.Usagef("%s needs the KEK: give --kek-file (or env YKVAL_KEK_FILE, YKVAL_KEK)", o.command)
 	}
-	var op sqlstore.ConvertOp
+	var op sealcli.Op
 	switch o.command {
 	case "seal":
-		op = sqlstore.Seal
+		op = sealcli.Seal
 	case "rotate":
 		if len(sealer.KeyIDs()) < 2 {
 			return cli.Usagef("rotate needs the new KEK (--kek-file) and a different old one (--old-kek-file)")
 		}
-		op = sqlstore.Rotate
+		op = sealcli.Rotate
 	case "unseal":
-		op = sqlstore.Unseal
+		op = sealcli.Unseal
 	}
 	return convert(ctx, env, o, cfg, sealer, op)
 }
@@ -143,174 +135,79 @@ func genKEK(env cli.Env, name string) error {
 	if err != nil {
 		return err
 	}
-	if name == "-" {
-		_, err := io.WriteString(env.Stdout, valseal.FormatKEK(raw))
-		return err
-	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("gen-kek: %w", err)
-	}
-	_, err = io.WriteString(f, valseal.FormatKEK(raw))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("gen-kek: %w", err)
-	}
-	fmt.Fprintf(env.Stdout, "wrote a new KEK with key ID %s to %s\n", k.ID(), name)
-	return nil
+	return sealcli.WriteKEK(env.Stdout, name, valseal.FormatKEK(raw), k.ID())
+}
+
+// tool is what ykval-seal says about the API clients' secrets.
+var tool = sealcli.Tool{
+	Things:      "secrets",
+	Column:      "secret",
+	Empty:       "empty secrets",
+	ColumnWidth: valseal.ColumnWidth,
+	Moved:       "rows moved to another client id",
+	Named:       "clients ",
+	Servers:     "validation servers",
+	Daemon:      "ykvald",
+	PHP:         "YK-VAL",
+	WrongKEK:    sqlstore.ErrWrongKEK,
 }
 
 // status prints how the database keeps its secrets. It needs no KEK; with
 // one it says which KEKs are configured.
 func status(ctx context.Context, env cli.Env, cfg sqldb.Config, sealer *valseal.Sealer) error {
-	st, err := sqlstore.OpenExisting(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	s, err := st.SecretStatus(ctx)
-	if err != nil {
-		return err
-	}
-	w := &strings.Builder{}
-	fmt.Fprintf(w, "database: %s (%s)\n", st.DB().Name, st.DB().Dialect)
-	fmt.Fprintf(w, "mode: %s\n", s.Mode())
-	fmt.Fprintf(w, "plaintext secrets: %d\n", s.Plaintext)
-	fmt.Fprintf(w, "sealed secrets: %d\n", s.SealedTotal())
-	for _, kid := range slices.Sorted(maps.Keys(s.Sealed)) {
-		note := ""
-		switch {
-		case sealer == nil:
-		case kid == sealer.KeyID():
-			note = " (the KEK of --kek-file)"
-		case sealer.Has(kid):
-			note = " (the KEK of --old-kek-file)"
-		default:
-			note = " (not a configured KEK)"
+	return tool.PrintStatus(ctx, env.Stdout, func(ctx context.Context) (sealcli.Store, error) {
+		st, err := sqlstore.OpenExisting(ctx, cfg)
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(w, "  KEK %s: %d%s\n", kid, s.Sealed[kid], note)
-	}
-	if s.Malformed > 0 {
-		fmt.Fprintf(w, "malformed sealed values: %d\n", s.Malformed)
-	}
-	fmt.Fprintf(w, "empty secrets: %d\n", s.Empty)
-	if sealer != nil && s.Sealed[sealer.KeyID()] == 0 {
-		fmt.Fprintf(w, "configured KEK: %s (seals none of the secrets)\n", sealer.KeyID())
-	}
-	width, err := st.SecretColumnWidth(ctx)
-	if err != nil {
-		return err
-	}
-	if width > 0 {
-		note := ""
-		if width < valseal.ColumnWidth {
-			note = ": too narrow for sealed secrets (seal widens it)"
-		}
-		fmt.Fprintf(w, "secret column: varchar(%d)%s\n", width, note)
-	}
-	_, err = io.WriteString(env.Stdout, w.String())
-	return err
+		return store{st}, nil
+	}, keks(sealer))
 }
 
 // convert seals, rotates or unseals in place and reports the result.
-func convert(ctx context.Context, env cli.Env, o options, cfg sqldb.Config, sealer *valseal.Sealer, op sqlstore.ConvertOp) error {
-	st, err := sqlstore.OpenExistingOptions(ctx, cfg, sqlstore.Options{Sealer: sealer, Plaintext: sqlstore.PlaintextAllow})
-	if err != nil {
-		if errors.Is(err, sqlstore.ErrWrongKEK) && op == sqlstore.Seal {
-			err = fmt.Errorf("%w (to move secrets to a new KEK use rotate with --old-kek-file)", err)
-		}
-		return err
-	}
-	defer st.Close()
-	if op != sqlstore.Unseal {
-		widened, err := st.WidenSecrets(ctx)
+func convert(ctx context.Context, env cli.Env, o options, cfg sqldb.Config, sealer *valseal.Sealer, op sealcli.Op) error {
+	return tool.Convert(ctx, env, func(ctx context.Context) (sealcli.Store, error) {
+		st, err := sqlstore.OpenExistingOptions(ctx, cfg, sqlstore.Options{Sealer: sealer, Plaintext: sqlstore.PlaintextAllow})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if widened {
-			fmt.Fprintf(env.Stdout, "widened the secret column to varchar(%d)\n", valseal.ColumnWidth)
-		}
-	}
-	copts := sqlstore.ConvertOptions{BatchSize: o.batch}
-	if o.verbose {
-		copts.Progress = func(r sqlstore.ConvertResult) {
-			fmt.Fprintf(env.Stderr, "%s: %d rows read, %d changed\n", op, r.Scanned, r.Changed)
-		}
-	}
-	res, err := st.ConvertSecrets(ctx, op, copts)
-	if err != nil {
-		return err
-	}
-	switch op {
-	case sqlstore.Seal:
-		fmt.Fprintf(env.Stdout, "sealed %d secrets under KEK %s (%d rows read)\n", res.Changed, sealer.KeyID(), res.Scanned)
-	case sqlstore.Rotate:
-		fmt.Fprintf(env.Stdout, "re-sealed %d secrets under KEK %s (%d rows read)\n", res.Changed, sealer.KeyID(), res.Scanned)
-	case sqlstore.Unseal:
-		fmt.Fprintf(env.Stdout, "unsealed %d secrets (%d rows read)\n", res.Changed, res.Scanned)
-	}
-	s, err := st.SecretStatus(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "mode: %s (plaintext %d, sealed %d)\n", s.Mode(), s.Plaintext, s.SealedTotal())
-
-	var problems []string
-	if n := len(res.Failed); n > 0 {
-		problems = append(problems, fmt.Sprintf("%d secrets did not open (wrong KEK, or rows moved to another client id), left as they are: clients %s",
-			n, list(res.Failed)))
-	}
-	if res.Raced > 0 {
-		problems = append(problems, fmt.Sprintf("%d rows changed while being converted; run %s again", res.Raced, op))
-	}
-	switch op {
-	case sqlstore.Seal:
-		if s.Plaintext > 0 && len(res.Failed) == 0 {
-			problems = append(problems, fmt.Sprintf("%d plaintext secrets remain (written during the run?); run seal again", s.Plaintext))
-		}
-		if len(problems) == 0 {
-			fmt.Fprintln(env.Stdout, "restart the validation servers (ykvald) now: from then on they refuse plaintext secrets")
-		}
-	case sqlstore.Rotate:
-		var left []string
-		for kid, n := range s.Sealed {
-			if kid != sealer.KeyID() {
-				left = append(left, fmt.Sprintf("%d under KEK %s", n, kid))
-			}
-		}
-		if len(left) > 0 && len(res.Failed) == 0 {
-			slices.Sort(left)
-			problems = append(problems, fmt.Sprintf("secrets remain sealed %s; run rotate again", strings.Join(left, ", ")))
-		}
-		if len(problems) == 0 {
-			fmt.Fprintln(env.Stdout, "restart the validation servers with --kek-file NEW alone; the old KEK seals nothing now")
-		}
-	case sqlstore.Unseal:
-		if len(problems) == 0 {
-			fmt.Fprintln(env.Stdout, "restart the validation servers without --kek-file; the secret column stays wide, which the PHP YK-VAL reads as well")
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s: %s", op, strings.Join(problems, "; "))
-	}
-	return nil
+		return store{st}, nil
+	}, sealcli.Conversion{Op: op, KEKs: keks(sealer), Batch: o.batch, Verbose: o.verbose})
 }
 
-// list joins up to maxListed client ids.
-func list(ids []int64) string {
-	parts := make([]string, 0, min(len(ids), maxListed))
-	for _, id := range ids[:min(len(ids), maxListed)] {
-		parts = append(parts, strconv.FormatInt(id, 10))
+// keks is sealer as package sealcli takes it: nil without a KEK.
+func keks(sealer *valseal.Sealer) sealcli.KEKs {
+	if sealer == nil {
+		return nil
 	}
-	s := strings.Join(parts, ", ")
-	if len(ids) > maxListed {
-		s += fmt.Sprintf(" and %d more", len(ids)-maxListed)
+	return sealer
+}
+
+// store is a VAL store as package sealcli sees it: its client secrets.
+type store struct{ *sqlstore.Store }
+
+// ops maps the conversions onto the store's.
+var ops = [...]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
+
+func (s store) Status(ctx context.Context) (sealcli.Status, error) {
+	st, err := s.SecretStatus(ctx)
+	return sealcli.Status{Mode: st.Mode(), Plaintext: st.Plaintext, Sealed: st.Sealed, SealedTotal: st.SealedTotal(),
+		Malformed: st.Malformed, Empty: st.Empty}, err
+}
+
+func (s store) ColumnWidth(ctx context.Context) (int, error) { return s.SecretColumnWidth(ctx) }
+
+func (s store) Widen(ctx context.Context) (bool, error) { return s.WidenSecrets(ctx) }
+
+func (s store) Convert(ctx context.Context, op sealcli.Op, batch int, progress func(scanned, changed int)) (sealcli.Result, error) {
+	opts := sqlstore.ConvertOptions{BatchSize: batch}
+	if progress != nil {
+		opts.Progress = func(r sqlstore.ConvertResult) { progress(r.Scanned, r.Changed) }
 	}
-	return s
+	r, err := s.ConvertSecrets(ctx, ops[op], opts)
+	failed := make([]string, 0, len(r.Failed))
+	for _, id := range r.Failed {
+		failed = append(failed, strconv.FormatInt(id, 10))
+	}
+	return sealcli.Result{Scanned: r.Scanned, Changed: r.Changed, Raced: r.Raced, Failed: failed}, err
 }
