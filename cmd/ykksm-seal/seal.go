@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -159,37 +159,23 @@ var tool = sealcli.Tool{
 func status(ctx context.Context, env cli.Env, cfg sqldb.Config, sealer *seal.Sealer) error {
 	return tool.PrintStatus(ctx, env.Stdout, func(ctx context.Context) (sealcli.Store, error) {
 		st, err := sqlstore.Open(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return store{st}, nil
-	}, keks(sealer))
+		return store{st}, err
+	}, sealcli.KEKsOf(sealer))
 }
 
 // convert seals, rotates or unseals in place and reports the result.
 func convert(ctx context.Context, env cli.Env, o options, cfg sqldb.Config, sealer *seal.Sealer, op sealcli.Op) error {
 	return tool.Convert(ctx, env, func(ctx context.Context) (sealcli.Store, error) {
 		st, err := sqlstore.OpenOptions(ctx, cfg, sqlstore.Options{Sealer: sealer, Plaintext: sqlstore.PlaintextAllow})
-		if err != nil {
-			return nil, err
-		}
-		return store{st}, nil
-	}, sealcli.Conversion{Op: op, KEKs: keks(sealer), Batch: o.batch, Verbose: o.verbose})
-}
-
-// keks is sealer as package sealcli takes it: nil without a KEK.
-func keks(sealer *seal.Sealer) sealcli.KEKs {
-	if sealer == nil {
-		return nil
-	}
-	return sealer
+		return store{st}, err
+	}, sealcli.Conversion{Op: op, KEKs: sealcli.KEKsOf(sealer), Batch: o.batch, Verbose: o.verbose})
 }
 
 // store is a KSM store as package sealcli sees it.
 type store struct{ *sqlstore.Store }
 
 // ops maps the conversions onto the store's.
-var ops = [...]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
+var ops = map[sealcli.Op]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
 
 func (s store) Status(ctx context.Context) (sealcli.Status, error) {
 	st, err := s.Store.Status(ctx)
@@ -198,14 +184,7 @@ func (s store) Status(ctx context.Context) (sealcli.Status, error) {
 }
 
 func (s store) Convert(ctx context.Context, op sealcli.Op, batch int, progress func(scanned, changed int)) (sealcli.Result, error) {
-	opts := sqlstore.ConvertOptions{BatchSize: batch}
-	if progress != nil {
-		opts.Progress = func(r sqlstore.ConvertResult) { progress(r.Scanned, r.Changed) }
-	}
+	opts := sqlstore.ConvertOptions{BatchSize: batch, Progress: func(r sqlstore.ConvertResult) { progress(r.Scanned, r.Changed) }}
 	r, err := s.Store.Convert(ctx, ops[op], opts)
-	failed := make([]string, 0, len(r.Failed))
-	for _, id := range r.Failed {
-		failed = append(failed, fmt.Sprintf("%q", id))
-	}
-	return sealcli.Result{Scanned: r.Scanned, Changed: r.Changed, Raced: r.Raced, Failed: failed}, err
+	return sealcli.Result{Scanned: r.Scanned, Changed: r.Changed, Raced: r.Raced, Failed: sealcli.Names(r.Failed, strconv.Quote)}, err
 }

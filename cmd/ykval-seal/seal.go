@@ -157,37 +157,23 @@ var tool = sealcli.Tool{
 func status(ctx context.Context, env cli.Env, cfg sqldb.Config, sealer *valseal.Sealer) error {
 	return tool.PrintStatus(ctx, env.Stdout, func(ctx context.Context) (sealcli.Store, error) {
 		st, err := sqlstore.OpenExisting(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return store{st}, nil
-	}, keks(sealer))
+		return store{st}, err
+	}, sealcli.KEKsOf(sealer))
 }
 
 // convert seals, rotates or unseals in place and reports the result.
 func convert(ctx context.Context, env cli.Env, o options, cfg sqldb.Config, sealer *valseal.Sealer, op sealcli.Op) error {
 	return tool.Convert(ctx, env, func(ctx context.Context) (sealcli.Store, error) {
 		st, err := sqlstore.OpenExistingOptions(ctx, cfg, sqlstore.Options{Sealer: sealer, Plaintext: sqlstore.PlaintextAllow})
-		if err != nil {
-			return nil, err
-		}
-		return store{st}, nil
-	}, sealcli.Conversion{Op: op, KEKs: keks(sealer), Batch: o.batch, Verbose: o.verbose})
-}
-
-// keks is sealer as package sealcli takes it: nil without a KEK.
-func keks(sealer *valseal.Sealer) sealcli.KEKs {
-	if sealer == nil {
-		return nil
-	}
-	return sealer
+		return store{st}, err
+	}, sealcli.Conversion{Op: op, KEKs: sealcli.KEKsOf(sealer), Batch: o.batch, Verbose: o.verbose})
 }
 
 // store is a VAL store as package sealcli sees it: its client secrets.
 type store struct{ *sqlstore.Store }
 
 // ops maps the conversions onto the store's.
-var ops = [...]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
+var ops = map[sealcli.Op]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
 
 func (s store) Status(ctx context.Context) (sealcli.Status, error) {
 	st, err := s.SecretStatus(ctx)
@@ -200,14 +186,10 @@ func (s store) ColumnWidth(ctx context.Context) (int, error) { return s.SecretCo
 func (s store) Widen(ctx context.Context) (bool, error) { return s.WidenSecrets(ctx) }
 
 func (s store) Convert(ctx context.Context, op sealcli.Op, batch int, progress func(scanned, changed int)) (sealcli.Result, error) {
-	opts := sqlstore.ConvertOptions{BatchSize: batch}
-	if progress != nil {
-		opts.Progress = func(r sqlstore.ConvertResult) { progress(r.Scanned, r.Changed) }
-	}
+	opts := sqlstore.ConvertOptions{BatchSize: batch, Progress: func(r sqlstore.ConvertResult) { progress(r.Scanned, r.Changed) }}
 	r, err := s.ConvertSecrets(ctx, ops[op], opts)
-	failed := make([]string, 0, len(r.Failed))
-	for _, id := range r.Failed {
-		failed = append(failed, strconv.FormatInt(id, 10))
-	}
-	return sealcli.Result{Scanned: r.Scanned, Changed: r.Changed, Raced: r.Raced, Failed: failed}, err
+	return sealcli.Result{Scanned: r.Scanned, Changed: r.Changed, Raced: r.Raced, Failed: sealcli.Names(r.Failed, clientID)}, err
 }
+
+// clientID names a client in an error.
+func clientID(id int64) string { return strconv.FormatInt(id, 10) }

@@ -22,31 +22,19 @@ import (
 // MaxListed bounds how many rows an error names.
 const MaxListed = 10
 
-// Op is what a conversion does to the sealed values.
-type Op int
+// Op is what a conversion does to the sealed values, named as the commands
+// name it.
+type Op string
 
 // The conversions.
 const (
 	// Seal seals the plaintext values under the current KEK.
-	Seal Op = iota
+	Seal Op = "seal"
 	// Rotate re-seals the values sealed under an old KEK under the current one.
-	Rotate
+	Rotate Op = "rotate"
 	// Unseal stores every sealed value as plaintext again.
-	Unseal
+	Unseal Op = "unseal"
 )
-
-// String names op as the commands do: "seal", "rotate" or "unseal".
-func (op Op) String() string {
-	switch op {
-	case Seal:
-		return "seal"
-	case Rotate:
-		return "rotate"
-	case Unseal:
-		return "unseal"
-	}
-	return fmt.Sprintf("Op(%d)", int(op))
-}
 
 // Status counts how a database keeps its values.
 type Status struct {
@@ -77,13 +65,14 @@ type Store interface {
 	// Widen widens the value column for sealed values; it says whether it did.
 	Widen(ctx context.Context) (bool, error)
 	// Convert converts every row, batch rows a transaction, calling
-	// progress (when not nil) after every batch.
+	// progress (never nil) after every batch with the totals so far.
 	Convert(ctx context.Context, op Op, batch int, progress func(scanned, changed int)) (Result, error)
 	// Close closes the store.
 	Close() error
 }
 
-// Opener opens the [Store] a command works on.
+// Opener opens the [Store] a command works on. With an error the Store
+// is not used, so an adapter may wrap a nil store.
 type Opener func(ctx context.Context) (Store, error)
 
 // KEKs are the configured KEKs: a command's Sealer. A command without a
@@ -93,6 +82,26 @@ type KEKs interface {
 	KeyID() string
 	// Has says whether kid is the key ID of a configured KEK.
 	Has(kid string) bool
+}
+
+// KEKsOf is sealer, a command's *Sealer, as KEKs: nil when sealer is nil.
+func KEKsOf[S interface {
+	*T
+	KEKs
+}, T any](sealer S) KEKs {
+	if sealer == nil {
+		return nil
+	}
+	return sealer
+}
+
+// Names formats each of ids with name, for [Result.Failed].
+func Names[T any](ids []T, name func(T) string) []string {
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		names = append(names, name(id))
+	}
+	return names
 }
 
 // Tool holds the words one command prints about its database.
@@ -191,9 +200,8 @@ func (t *Tool) Convert(ctx context.Context, env cli.Env, open Opener, c Conversi
 			fmt.Fprintf(env.Stdout, "widened the %s column to varchar(%d)\n", t.Column, t.ColumnWidth)
 		}
 	}
-	var progress func(scanned, changed int)
-	if c.Verbose {
-		progress = func(scanned, changed int) {
+	progress := func(scanned, changed int) {
+		if c.Verbose {
 			fmt.Fprintf(env.Stderr, "%s: %d rows read, %d changed\n", op, scanned, changed)
 		}
 	}

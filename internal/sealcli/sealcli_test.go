@@ -49,9 +49,7 @@ func (f *fakeStore) ColumnWidth(context.Context) (int, error) { return f.width, 
 func (f *fakeStore) Widen(context.Context) (bool, error)      { return true, nil }
 func (f *fakeStore) Close() error                             { f.closed = true; return nil }
 func (f *fakeStore) Convert(_ context.Context, _ Op, _ int, progress func(int, int)) (Result, error) {
-	if progress != nil {
-		progress(f.res.Scanned, f.res.Changed)
-	}
+	progress(f.res.Scanned, f.res.Changed)
 	return f.res, nil
 }
 
