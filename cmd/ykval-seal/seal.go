@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 
@@ -163,7 +164,7 @@ func status(ctx context.Context, env cli.Env, cfg sqldb.Config, sealer *valseal.
 
 // convert seals, rotates or unseals in place and reports the result.
 func convert(ctx context.Context, env cli.Env, o options, cfg sqldb.Config, sealer *valseal.Sealer, op sealcli.Op) error {
-	return tool.Convert(ctx, env, func(ctx context.Context) (sealcli.Store, error) {
+	return tool.Convert(ctx, env.Stdout, env.Stderr, func(ctx context.Context) (sealcli.Store, error) {
 		st, err := sqlstore.OpenExistingOptions(ctx, cfg, sqlstore.Options{Sealer: sealer, Plaintext: sqlstore.PlaintextAllow})
 		return store{st}, err
 	}, sealcli.Conversion{Op: op, KEKs: sealcli.KEKsOf(sealer), Batch: o.batch, Verbose: o.verbose})
@@ -174,6 +175,8 @@ type store struct{ *sqlstore.Store }
 
 // ops maps the conversions onto the store's.
 var ops = map[sealcli.Op]sqlstore.ConvertOp{sealcli.Seal: sqlstore.Seal, sealcli.Rotate: sqlstore.Rotate, sealcli.Unseal: sqlstore.Unseal}
+
+func (s store) Database() string { return fmt.Sprintf("%s (%s)", s.DB().Name, s.DB().Dialect) }
 
 func (s store) Status(ctx context.Context) (sealcli.Status, error) {
 	st, err := s.SecretStatus(ctx)

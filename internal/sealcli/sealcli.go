@@ -14,9 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-
-	"github.com/ykstack/ykstack/internal/cli"
-	"github.com/ykstack/ykstack/internal/sqldb"
 )
 
 // MaxListed bounds how many rows an error names.
@@ -56,8 +53,9 @@ type Result struct {
 
 // Store is a database opened for one command, as the commands see it.
 type Store interface {
-	// DB is the database the store uses.
-	DB() *sqldb.DB
+	// Database names the database and its dialect, as the status report
+	// prints them: "/var/lib/ykstack/ykksm.db (sqlite)".
+	Database() string
 	// Status counts the database's values.
 	Status(ctx context.Context) (Status, error)
 	// ColumnWidth is the width of the value column, 0 where it has none.
@@ -131,7 +129,7 @@ func (t *Tool) PrintStatus(ctx context.Context, w io.Writer, open Opener, keks K
 		return err
 	}
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "database: %s (%s)\n", st.DB().Name, st.DB().Dialect)
+	fmt.Fprintf(b, "database: %s\n", st.Database())
 	fmt.Fprintf(b, "mode: %s\n", s.Mode)
 	fmt.Fprintf(b, "plaintext %s: %d\n", t.Things, s.Plaintext)
 	fmt.Fprintf(b, "sealed %s: %d\n", t.Things, s.SealedTotal)
@@ -179,9 +177,9 @@ type Conversion struct {
 }
 
 // Convert seals, rotates or unseals the database in place and reports the
-// result on env's standard output. Rows left unconverted make an error
+// result on stdout (progress on stderr). Rows left unconverted make an error
 // that names them.
-func (t *Tool) Convert(ctx context.Context, env cli.Env, open Opener, c Conversion) error {
+func (t *Tool) Convert(ctx context.Context, stdout, stderr io.Writer, open Opener, c Conversion) error {
 	op := c.Op
 	st, err := open(ctx)
 	if err != nil {
@@ -197,12 +195,12 @@ func (t *Tool) Convert(ctx context.Context, env cli.Env, open Opener, c Conversi
 			return err
 		}
 		if widened {
-			fmt.Fprintf(env.Stdout, "widened the %s column to varchar(%d)\n", t.Column, t.ColumnWidth)
+			fmt.Fprintf(stdout, "widened the %s column to varchar(%d)\n", t.Column, t.ColumnWidth)
 		}
 	}
 	progress := func(scanned, changed int) {
 		if c.Verbose {
-			fmt.Fprintf(env.Stderr, "%s: %d rows read, %d changed\n", op, scanned, changed)
+			fmt.Fprintf(stderr, "%s: %d rows read, %d changed\n", op, scanned, changed)
 		}
 	}
 	res, err := st.Convert(ctx, op, c.Batch, progress)
@@ -211,27 +209,27 @@ func (t *Tool) Convert(ctx context.Context, env cli.Env, open Opener, c Conversi
 	}
 	switch op {
 	case Seal:
-		fmt.Fprintf(env.Stdout, "sealed %d %s under KEK %s (%d rows read)\n", res.Changed, t.Things, c.KEKs.KeyID(), res.Scanned)
+		fmt.Fprintf(stdout, "sealed %d %s under KEK %s (%d rows read)\n", res.Changed, t.Things, c.KEKs.KeyID(), res.Scanned)
 	case Rotate:
-		fmt.Fprintf(env.Stdout, "re-sealed %d %s under KEK %s (%d rows read)\n", res.Changed, t.Things, c.KEKs.KeyID(), res.Scanned)
+		fmt.Fprintf(stdout, "re-sealed %d %s under KEK %s (%d rows read)\n", res.Changed, t.Things, c.KEKs.KeyID(), res.Scanned)
 	case Unseal:
-		fmt.Fprintf(env.Stdout, "unsealed %d %s (%d rows read)\n", res.Changed, t.Things, res.Scanned)
+		fmt.Fprintf(stdout, "unsealed %d %s (%d rows read)\n", res.Changed, t.Things, res.Scanned)
 	}
 	s, err := st.Status(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "mode: %s (plaintext %d, sealed %d)\n", s.Mode, s.Plaintext, s.SealedTotal)
+	fmt.Fprintf(stdout, "mode: %s (plaintext %d, sealed %d)\n", s.Mode, s.Plaintext, s.SealedTotal)
 	if msg := t.problems(c, res, s); msg != "" {
 		return errors.New(msg)
 	}
 	switch op {
 	case Seal:
-		fmt.Fprintf(env.Stdout, "restart the %s (%s) now: from then on they refuse plaintext %s\n", t.Servers, t.Daemon, t.Things)
+		fmt.Fprintf(stdout, "restart the %s (%s) now: from then on they refuse plaintext %s\n", t.Servers, t.Daemon, t.Things)
 	case Rotate:
-		fmt.Fprintf(env.Stdout, "restart the %s with --kek-file NEW alone; the old KEK seals nothing now\n", t.Servers)
+		fmt.Fprintf(stdout, "restart the %s with --kek-file NEW alone; the old KEK seals nothing now\n", t.Servers)
 	case Unseal:
-		fmt.Fprintf(env.Stdout, "restart the %s without --kek-file; the %s column stays wide, which the PHP %s reads as well\n", t.Servers, t.Column, t.PHP)
+		fmt.Fprintf(stdout, "restart the %s without --kek-file; the %s column stays wide, which the PHP %s reads as well\n", t.Servers, t.Column, t.PHP)
 	}
 	return nil
 }

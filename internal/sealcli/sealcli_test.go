@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ykstack/ykstack/internal/cli"
-	"github.com/ykstack/ykstack/internal/sqldb"
 )
 
 func TestList(t *testing.T) {
@@ -43,7 +41,7 @@ type fakeStore struct {
 	closed bool
 }
 
-func (f *fakeStore) DB() *sqldb.DB                            { return &sqldb.DB{Name: "test.db", Dialect: sqldb.MySQL} }
+func (f *fakeStore) Database() string                         { return "test.db (mysql)" }
 func (f *fakeStore) Status(context.Context) (Status, error)   { return f.status, nil }
 func (f *fakeStore) ColumnWidth(context.Context) (int, error) { return f.width, nil }
 func (f *fakeStore) Widen(context.Context) (bool, error)      { return true, nil }
@@ -98,7 +96,7 @@ func TestConvert(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			st := &fakeStore{status: tc.status, res: tc.res}
-			err := things.Convert(context.Background(), cli.Env{Stdout: &stdout, Stderr: &stderr},
+			err := things.Convert(context.Background(), &stdout, &stderr,
 				func(context.Context) (Store, error) { return st, nil },
 				Conversion{Op: tc.op, KEKs: keks{}, Batch: 10, Verbose: tc.wantLog != ""})
 			if got := stdout.String(); got != tc.wantOut {
@@ -126,11 +124,11 @@ func TestConvertWrongKEK(t *testing.T) {
 	tool := things
 	tool.WrongKEK = wrong
 	open := func(context.Context) (Store, error) { return nil, wrong }
-	err := tool.Convert(context.Background(), cli.Env{}, open, Conversion{Op: Seal, KEKs: keks{}})
+	err := tool.Convert(context.Background(), io.Discard, io.Discard, open, Conversion{Op: Seal, KEKs: keks{}})
 	if !errors.Is(err, wrong) || err.Error() != "sealed under another KEK (to move things to a new KEK use rotate with --old-kek-file)" {
 		t.Errorf("seal: %v", err)
 	}
-	if err := tool.Convert(context.Background(), cli.Env{}, open, Conversion{Op: Rotate, KEKs: keks{}}); err != wrong {
+	if err := tool.Convert(context.Background(), io.Discard, io.Discard, open, Conversion{Op: Rotate, KEKs: keks{}}); err != wrong {
 		t.Errorf("rotate: %v, want it unchanged", err)
 	}
 }
