@@ -390,13 +390,16 @@ func startUnit(t *testing.T, name, unitPath, root string, env, creds map[string]
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	logged := make(chan struct{}) // closed once every line is in s.log
 	go func() {
 		err := s.cmd.Wait()
 		pw.Close()
+		<-logged // the last lines, such as "… stopped", before done
 		s.done <- err
 	}()
 	addr := make(chan string, 1)
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			fmt.Fprintln(s.log, sc.Text())
