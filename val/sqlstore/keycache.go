@@ -100,6 +100,8 @@ type guessStats struct {
 	tries, stale atomic.Int64 // guesses and stale guesses in this window
 	calls        atomic.Int64 // calls while guessing is off
 	off          atomic.Bool
+
+	current, staleTotal atomic.Int64 // all guesses since the store opened, by result
 }
 
 // use reports whether this call should guess.
@@ -111,6 +113,9 @@ func (g *guessStats) use() bool {
 func (g *guessStats) record(stale bool) {
 	if stale {
 		g.stale.Add(1)
+		g.staleTotal.Add(1)
+	} else {
+		g.current.Add(1)
 	}
 	if g.tries.Add(1) < guessWindow {
 		return

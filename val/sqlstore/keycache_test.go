@@ -114,7 +114,11 @@ func TestGuessesAlternating(t *testing.T) {
 		if !s.guesses.off.Load() {
 			t.Errorf("store %d still guesses with the other store moving every key in between", i)
 		}
+		if current, stale := s.Guesses(); stale < guessWindow/2 || stale < current {
+			t.Errorf("store %d counted %d current and %d stale guesses; want mostly stale", i, current, stale)
+		}
 	}
+	current0, _ := stores[0].Guesses()
 	for range 3 * guessWindow * guessProbe / len(names) {
 		for _, n := range names {
 			advance(stores[0], n, counter)
@@ -123,5 +127,8 @@ func TestGuessesAlternating(t *testing.T) {
 	}
 	if stores[0].guesses.off.Load() {
 		t.Error("a store alone with its keys does not guess again")
+	}
+	if current, _ := stores[0].Guesses(); current-current0 < guessWindow {
+		t.Errorf("a store alone with its keys counted %d more current guesses, want at least %d", current-current0, guessWindow)
 	}
 }

@@ -792,6 +792,14 @@ func (s *Store) advanceExact(ctx context.Context, prev, next val.KeyState) (bool
 	return s.advanceOne(ctx, &s.exact, next.PublicName, args)
 }
 
+// Guesses reports how many times, since the store opened, CheckAndAdvance
+// acted on a remembered key state and found the row as remembered (current:
+// the verify took one UPDATE) or changed (stale: it read the row and
+// decided again). Both are 0 on SQLite, which does not guess.
+func (s *Store) Guesses() (current, stale int64) {
+	return s.guesses.current.Load(), s.guesses.staleTotal.Load()
+}
+
 // forget drops the remembered state of the key publicName, for the writes
 // that change a row outside CheckAndAdvance. (Remembered states are checked
 // before they are acted on; this only saves the failed check.)

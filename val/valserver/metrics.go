@@ -79,6 +79,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// guesser is a KeyChecker that counts its guesses (val/sqlstore.Store.Guesses).
+type guesser interface {
+	Guesses() (current, stale int64)
+}
+
+// registerGuesses exports g's counts as ykval_key_state_guesses_total.
+func registerGuesses(reg prometheus.Registerer, g guesser) error {
+	const help = "Fresh-OTP verifies that acted on the key state the server remembered (MySQL/MariaDB without a sync pool), by result: current (stored with one UPDATE) or stale (the row had changed: read and decided again). Mostly stale means other servers take turns on the same keys."
+	for _, r := range []struct {
+		result string
+		count  func() int64
+	}{
+		{"current", func() int64 { c, _ := g.Guesses(); return c }},
+		{"stale", func() int64 { _, s := g.Guesses(); return s }},
+	} {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "ykval_key_state_guesses_total",
+			Help:        help,
+			ConstLabels: prometheus.Labels{"result": r.result},
+		}, func() float64 { return float64(r.count()) })
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("valserver: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 // clientLabel is the client label for a request: the id of a client the
 // store returned, else "unknown".
 func clientLabel(id int64, known bool) string {

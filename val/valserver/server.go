@@ -243,6 +243,11 @@ func NewMux(cfg Config) (*http.ServeMux, error) {
 	if s.m, err = newMetrics(reg); err != nil {
 		return nil, err
 	}
+	if g, ok := s.checker.(guesser); ok && s.syncer == nil {
+		if err := registerGuesses(reg, g); err != nil {
+			return nil, err
+		}
+	}
 	revokeAllow, err := netallow.Parse(cfg.RevokeIPs...) // checked by Validate
 	if err != nil {
 		return nil, err
