@@ -34,6 +34,7 @@ type Op func(ctx context.Context, tx *sql.Tx) error
 type GroupCommitter struct {
 	db      *sql.DB
 	conn    *sql.Conn // the writer's connection; nil until needed or after an error
+	keep    bool      // whether conn outlives its batch (the pool is not too small)
 	max     int
 	reqs    chan *gcRequest
 	done    chan struct{} // closed by Close
@@ -158,6 +159,8 @@ func (g *GroupCommitter) runTx(ctx context.Context, batch []*gcRequest) error {
 			return fmt.Errorf("sqldb: connect: %w", err)
 		}
 		g.conn = c
+		n := g.db.Stats().MaxOpenConnections
+		g.keep = n == 0 || n >= minKeepConns
 	}
 	tx, err := g.conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -175,7 +178,7 @@ func (g *GroupCommitter) runTx(ctx context.Context, batch []*gcRequest) error {
 		g.release()
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
-	if n := g.db.Stats().MaxOpenConnections; n > 0 && n < minKeepConns {
+	if !g.keep {
 		g.release() // a small pool: the others need this connection
 	}
 	return nil

@@ -64,13 +64,6 @@ func (c *keyCache) drop(name string) {
 	c.mu.Unlock()
 }
 
-// len returns how many keys are remembered.
-func (c *keyCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
-
 // advanced returns the state a row holds after the advance UPDATE wrote
 // next over prev: the columns that statement sets come from next, the
 // others from prev.

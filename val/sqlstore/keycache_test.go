@@ -16,16 +16,16 @@ func TestKeyCache(t *testing.T) {
 	c := newKeyCache(4)
 	for i := range 10 {
 		c.put(val.KeyState{PublicName: "k" + strconv.Itoa(i), Counter: i})
-		if c.len() > 4 {
-			t.Fatalf("after %d puts the cache holds %d keys, more than its size 4", i+1, c.len())
+		if len(c.m) > 4 {
+			t.Fatalf("after %d puts the cache holds %d keys, more than its size 4", i+1, len(c.m))
 		}
 	}
 	if _, ok := c.get("k9"); !ok {
 		t.Fatal("the key put last is not held")
 	}
 	c.put(val.KeyState{PublicName: "k9", Counter: 99})
-	if k, _ := c.get("k9"); k.Counter != 99 || c.len() != 4 {
-		t.Fatalf("after a second put: %+v, %d keys; want counter 99, 4 keys", k, c.len())
+	if k, _ := c.get("k9"); k.Counter != 99 || len(c.m) != 4 {
+		t.Fatalf("after a second put: %+v, %d keys; want counter 99, 4 keys", k, len(c.m))
 	}
 	c.drop("k9")
 	if _, ok := c.get("k9"); ok {

@@ -730,7 +730,7 @@ func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide f
 				return nil
 			}
 			if next.PublicName != publicName {
-				return fmt.Errorf("decide returned key %q", next.PublicName)
+				return errOtherKey(next)
 			}
 			n, err = s.advanceIn(ctx, tx, tx.StmtContext(ctx, advance), s.advanceArgs(next), nil)
 			return err
@@ -752,7 +752,11 @@ func (s *Store) CheckAndAdvance(ctx context.Context, publicName string, decide f
 // one and decide advances it, else KeyState and AdvanceKey.
 func (s *Store) checkAndAdvanceKnown(ctx context.Context, publicName string, decide func(prev val.KeyState) (next val.KeyState, advance bool)) (val.KeyState, bool, error) {
 	if prev, ok := s.keys.get(publicName); ok && s.guesses.use() {
-		if next, ok := decide(prev); ok && next.PublicName == publicName {
+		next, ok := decide(prev)
+		if ok && next.PublicName != publicName {
+			return val.KeyState{}, false, fmt.Errorf("val/sqlstore: check and advance %q: %w", publicName, errOtherKey(next))
+		}
+		if ok {
 			won, err := s.advanceExact(ctx, prev, next)
 			if err != nil {
 				s.keys.drop(publicName)
@@ -772,16 +776,25 @@ func (s *Store) checkAndAdvanceKnown(ctx context.Context, publicName string, dec
 	}
 	s.keys.put(prev)
 	next, ok := decide(prev)
-	if !ok {
+	switch {
+	case !ok:
 		return prev, false, nil
+	case next.PublicName != publicName:
+		return val.KeyState{}, false, fmt.Errorf("val/sqlstore: check and advance %q: %w", publicName, errOtherKey(next))
 	}
 	won, err := s.AdvanceKey(ctx, next)
-	if err == nil && won && next.PublicName == publicName {
+	if err == nil && won {
 		s.keys.put(advanced(prev, next))
 	} else {
 		s.keys.drop(publicName)
 	}
 	return prev, won, err
+}
+
+// errOtherKey is CheckAndAdvance's error for a decide that returned the
+// state of another key than the one it was shown.
+func errOtherKey(next val.KeyState) error {
+	return fmt.Errorf("decide returned key %q", next.PublicName)
 }
 
 // advanceExact runs the advance UPDATE to next on condition that the row

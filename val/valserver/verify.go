@@ -222,6 +222,7 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 		High:       int(d.High),
 		Nonce:      req.Nonce,
 	}
+	enrol := false // the key has no state yet: enrol it
 	if s.checker != nil && s.syncer == nil {
 		// Steps 12–17 in one store call: the read, the checks and the
 		// compare-and-set in one transaction.
@@ -233,7 +234,7 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 		})
 		switch {
 		case errors.Is(err, val.ErrNotFound):
-			// A key seen for the first time: enrol it below.
+			enrol = true // a key seen for the first time: below
 		case err != nil:
 			v.err = fmt.Errorf("check and store counters: %w", err)
 			return val.StatusBackendError
@@ -247,7 +248,11 @@ func (h *verifyHandler) verify(w http.ResponseWriter, r *http.Request, v *verifi
 			return val.StatusOK
 		}
 	}
-	prev, err := s.store.KeyState(ctx, publicID)
+	var prev val.KeyState
+	err = val.ErrNotFound
+	if !enrol {
+		prev, err = s.store.KeyState(ctx, publicID)
+	}
 	if errors.Is(err, val.ErrNotFound) {
 		prev, err = s.store.EnrollKey(ctx, publicID, now) // the KSM knows it: enrol it
 	}
