@@ -402,13 +402,7 @@ func TestErrorLog(t *testing.T) {
 // TestPlainClientOnTLS: a client speaking plain HTTP to the TLS port gets
 // no answer from a handler and the failed handshake is counted.
 func TestPlainClientOnTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t).Write(t, dir, "server")
-	tc, _, err := tlsutil.NewServer(tlsutil.ServerConfig{CertFile: certFile, KeyFile: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc, _ := newServerConfig(t)
 	var count atomic.Int64
 	url := serve(t, tc, func() { count.Add(1) })
 	resp, err := http.Get("http" + strings.TrimPrefix(url, "https"))
@@ -463,13 +457,7 @@ func FuzzErrorLog(f *testing.F) {
 // both, refuses clients that offer only HTTP/2, uses TLS 1.3 with an AEAD
 // suite, and resumes sessions from its tickets.
 func TestHTTP1Only(t *testing.T) {
-	dir := t.TempDir()
-	ca := tlstest.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t).Write(t, dir, "server")
-	tc, _, err := tlsutil.NewServer(tlsutil.ServerConfig{CertFile: certFile, KeyFile: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc, ca := newServerConfig(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -530,4 +518,17 @@ func TestHTTP1Only(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newServerConfig returns NewServer's config for a server certificate of a
+// new test CA (no client certificates asked for), and the CA.
+func newServerConfig(t *testing.T) (*tls.Config, *tlstest.CA) {
+	t.Helper()
+	ca := tlstest.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t).Write(t, t.TempDir(), "server")
+	tc, _, err := tlsutil.NewServer(tlsutil.ServerConfig{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc, ca
 }

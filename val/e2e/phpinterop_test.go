@@ -329,18 +329,7 @@ func queueRows(t *testing.T, dsn string) int {
 // ksmCount returns ykksmd's count of decryptions with result.
 func ksmCount(t *testing.T, ksmBase, result string) int {
 	t.Helper()
-	resp, err := http.Get(ksmBase + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^ykksm_decrypt_total\{result="` + result + `"\} (\d+)$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("ykksmd's /metrics has no ykksm_decrypt_total{result=%q}", result)
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return metricAt(t, ksmBase, `ykksm_decrypt_total{result="`+result+`"}`)
 }
 
 // TestPHPInterop runs a sync pool of one ykvald and Yubico's own PHP YK-VAL

@@ -20,8 +20,6 @@ import (
 
 	"github.com/ykstack/ykstack/internal/sqldb"
 	"github.com/ykstack/ykstack/internal/testdb"
-	"github.com/ykstack/ykstack/ksm"
-	ksmsqlstore "github.com/ykstack/ykstack/ksm/sqlstore"
 	"github.com/ykstack/ykstack/val"
 	valsqlstore "github.com/ykstack/ykstack/val/sqlstore"
 )
@@ -167,23 +165,29 @@ func (n *valNode) verify(c *http.Client, otp, nonce, extra string) (val.Status, 
 // queued returns the node's ykval_queue_length for peer from /metrics.
 func (n *valNode) queued(t *testing.T, peer string) int {
 	t.Helper()
-	resp, err := http.Get(n.base() + "/metrics")
+	return metricAt(t, n.base(), `ykval_queue_length{peer="`+peer+`"}`)
+}
+
+// metricAt returns the value of one series, named with its labels as
+// /metrics prints it, from the /metrics of the server at base.
+func metricAt(t *testing.T, base, series string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	m, _ := io.ReadAll(resp.Body)
-	prefix := `ykval_queue_length{peer="` + peer + `"} `
 	for _, line := range strings.Split(string(m), "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			q, err := strconv.Atoi(v)
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.Atoi(v)
 			if err != nil {
-				t.Fatalf("%s: %q", n.name, line)
+				t.Fatalf("%s/metrics: %q", base, line)
 			}
-			return q
+			return n
 		}
 	}
-	t.Fatalf("%s's /metrics has no %s", n.name, prefix)
+	t.Fatalf("%s/metrics has no %s", base, series)
 	return 0
 }
 
@@ -237,15 +241,7 @@ func TestPool(t *testing.T) {
 
 	// One KSM for every pool.
 	ksmDSN := testdb.SQLite(t)
-	ks, err := ksmsqlstore.Open(context.Background(), sqldb.Config{DSN: ksmDSN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = ks.Import(context.Background(), []ksm.Key{ciKey})
-	ks.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	seedKSM(t, ksmDSN)
 	_, ksmAddr := startProc(t, "ykksmd", filepath.Join(bin, "ykksmd"), "--listen", "127.0.0.1:0", "--db", ksmDSN)
 
 	for _, b := range testdb.Backends() {
