@@ -130,8 +130,11 @@ func TestCluster(t *testing.T) {
 	if after := conflicts(t, c.Nodes[1]); after <= before {
 		t.Errorf("node2: certification failures + brute-force aborts %d -> %d, want an increase", before, after)
 	}
+	// node2 has certified node1's write set but may not have applied it
+	// yet: the read waits for it (wsrep_sync_wait=1).
+	read2 := open(t, c.Nodes[1].DSN("galeratest")+"?wsrep_sync_wait=1")
 	var v int
-	if err := db2.QueryRow("SELECT v FROM t WHERE id = 1").Scan(&v); err != nil || v != 1 {
+	if err := read2.QueryRow("SELECT v FROM t WHERE id = 1").Scan(&v); err != nil || v != 1 {
 		t.Errorf("after the conflict: v = %d, %v; want 1, the first commit's", v, err)
 	}
 }
