@@ -334,6 +334,9 @@ type server struct {
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan error
+	// stopped is set once stop has run (or the server failed to start),
+	// so that a second stop does nothing.
+	stopped bool
 	// client, when set, speaks HTTPS to the server (see tls_test.go).
 	client *http.Client
 }
@@ -416,7 +419,7 @@ func startUnit(t *testing.T, name, unitPath, root string, env, creds map[string]
 	select {
 	case s.addr = <-addr:
 	case err := <-s.done:
-		s.done <- err
+		s.stopped = true
 		t.Fatalf("%s %s exited before listening: %v\n%s", name, strings.Join(args[1:], " "), err, s.log)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not listen within 30s:\n%s", name, s.log)
@@ -458,8 +461,15 @@ var stopped = map[string]string{"ykksmd": "ykksmd stopped", "ykvald": "ykvald st
 // stop sends SIGTERM, as systemctl stop does, and wants a clean exit.
 func (s *server) stop(t *testing.T) {
 	t.Helper()
-	if s.cmd.ProcessState != nil {
+	if s.stopped {
 		return
+	}
+	s.stopped = true
+	select {
+	case err := <-s.done:
+		t.Errorf("%s exited before it was stopped: %v\n%s", s.name, err, s.log)
+		return
+	default:
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {

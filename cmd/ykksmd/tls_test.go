@@ -440,3 +440,23 @@ func TestSIGHUPWithoutTLS(t *testing.T) {
 		t.Errorf("serve after cancel = %v", err)
 	}
 }
+
+// TestSIGHUPAtListening: SIGHUP sent while ykksmd logs that it listens
+// (`systemctl reload` right after start) is caught and logged, not the end
+// of the server.
+func TestSIGHUPAtListening(t *testing.T) {
+	dsn := testdb.SQLite(t)
+	seed(t, dsn)
+	hl := &tlstest.HUPLog{Line: "ykksmd listening"}
+	s := startLogging(t, []string{"--listen", "127.0.0.1:0", "--db", dsn}, nil, hl)
+	if sent, err := hl.Sent(); !sent || err != nil {
+		t.Fatalf("SIGHUP sent: %v, %v", sent, err)
+	}
+	waitFor(t, "the signal in the log", func() bool { return strings.Contains(hl.String(), "nothing to reload") })
+	if code, body := get(t, "http://"+s.addr+"/wsapi/decrypt?otp="+ciOTP); code != 200 || body != ciOK {
+		t.Errorf("GET after SIGHUP = %d %q", code, body)
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve after cancel = %v", err)
+	}
+}

@@ -211,6 +211,17 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 		return err
 	}
 
+	// SIGHUP rereads the TLS certificate and key (and is otherwise logged
+	// and ignored rather than ending the server). It is caught from before the
+	// listener opens: a reload sent as soon as the server is seen listening
+	// must not kill it.
+	var pairs []*tlsutil.KeyPair
+	if keyPair != nil {
+		pairs = append(pairs, keyPair)
+	}
+	stopReload := tlsutil.ReloadOnSignal(ctx, logger, syscall.SIGHUP, pairs...)
+	defer stopReload()
+
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
@@ -231,14 +242,6 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && c.tls.clientCA == "" && c.limits.allowList == nil {
 		logger.Warn("ykksmd: anyone who reaches this address can test OTPs; use --allow, --tls-client-ca or a firewall", "addr", addr)
 	}
-	// SIGHUP rereads the TLS certificate and key (and is otherwise logged
-	// and ignored rather than ending the server).
-	var pairs []*tlsutil.KeyPair
-	if keyPair != nil {
-		pairs = append(pairs, keyPair)
-	}
-	stopReload := tlsutil.ReloadOnSignal(ctx, logger, syscall.SIGHUP, pairs...)
-	defer stopReload()
 	if ready != nil {
 		ready(addr)
 	}

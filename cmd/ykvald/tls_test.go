@@ -408,3 +408,21 @@ func TestPoolOverTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestSIGHUPAtListening: SIGHUP sent while ykvald logs that it listens
+// (`systemctl reload` right after start) is caught and logged, not the end
+// of the server.
+func TestSIGHUPAtListening(t *testing.T) {
+	hl := &tlstest.HUPLog{Line: "ykvald listening"}
+	s := startLogging(t, []string{"--listen", "127.0.0.1:0", "--db", valDB(t, testdb.Backends()[0]), "--ksm-url", ksmServer(t)}, nil, hl)
+	if sent, err := hl.Sent(); !sent || err != nil {
+		t.Fatalf("SIGHUP sent: %v, %v", sent, err)
+	}
+	waitFor(t, "the signal in the log", func() bool { return strings.Contains(hl.String(), "nothing to reload") })
+	if r := s.verify(t, line1, nonce); r.Status() != val.StatusOK {
+		t.Errorf("verify after SIGHUP = %s, want OK", r.Status())
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve after cancel = %v", err)
+	}
+}

@@ -298,6 +298,20 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 		return err
 	}
 
+	// SIGHUP rereads the TLS certificate and key, and the KSM client
+	// certificate (and is otherwise logged and ignored rather than ending
+	// the server). It is caught from before the listener opens: a reload
+	// sent as soon as the server is seen listening must not kill it.
+	var reloads []func()
+	if keyPair != nil {
+		reloads = append(reloads, func() { keyPair.Reload() }) // logs its own result
+	}
+	if plan.tls.CertFile != "" {
+		reloads = append(reloads, func() { ksm.ReloadTLS(logger) })
+	}
+	stopReload := reloadOnHUP(logger, reloads...)
+	defer stopReload()
+
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
@@ -315,18 +329,6 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 	addr := ln.Addr().String()
 	logger.Info("ykvald listening", "addr", addr, "db", store.DB().Name, "dialect", string(store.DB().Dialect), "tls", c.tls.enabled(),
 		"ksm", plan.String(), "sync", pool.String())
-	// SIGHUP rereads the TLS certificate and key, and the KSM client
-	// certificate (and is otherwise logged and ignored rather than ending
-	// the server).
-	var reloads []func()
-	if keyPair != nil {
-		reloads = append(reloads, func() { keyPair.Reload() }) // logs its own result
-	}
-	if plan.tls.CertFile != "" {
-		reloads = append(reloads, func() { ksm.ReloadTLS(logger) })
-	}
-	stopReload := reloadOnHUP(logger, reloads...)
-	defer stopReload()
 	if ready != nil {
 		ready(addr)
 	}

@@ -109,14 +109,25 @@ func valDB(t *testing.T, b testdb.Backend) string {
 type started struct {
 	url    string
 	stop   func() error // cancels the context and returns serve's error
-	stderr *lockedBuffer
+	stderr logBuffer
+}
+
+// logBuffer collects a server's log.
+type logBuffer interface {
+	io.Writer
+	String() string
 }
 
 // start runs serve with args and environment until the test stops it.
 func start(t *testing.T, args []string, vars map[string]string) *started {
 	t.Helper()
+	return startLogging(t, args, vars, &lockedBuffer{})
+}
+
+// startLogging is start with the server's log going to stderr.
+func startLogging(t *testing.T, args []string, vars map[string]string, stderr logBuffer) *started {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
 	env := cli.Env{Args: args, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: stderr, Getenv: getenv(vars)}
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)

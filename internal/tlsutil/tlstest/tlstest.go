@@ -1,7 +1,8 @@
 // Package tlstest makes throwaway certificate authorities and certificates
 // for tests: ECDSA P-256 keys, a CA per call to [NewCA], server
 // certificates for loopback addresses and client certificates, written to
-// PEM files the way an operator would give them to a server.
+// PEM files the way an operator would give them to a server; and [HUPLog],
+// a server log that sends the reload signal at a chosen line.
 package tlstest
 
 import (
