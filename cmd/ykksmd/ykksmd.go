@@ -129,6 +129,8 @@ func run(ctx context.Context, env cli.Env) error {
 // serve is run with a hook called with the bound address once the server
 // listens, so tests can listen on port 0.
 func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
+	hup := tlsutil.CatchReload(syscall.SIGHUP) // from the start: a reload during start-up must not end the server
+	defer hup.Stop()
 	var c config
 	fs := pflag.NewFlagSet("ykksmd", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -212,15 +214,12 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 	}
 
 	// SIGHUP rereads the TLS certificate and key (and is otherwise logged
-	// and ignored rather than ending the server). It is caught from before the
-	// listener opens: a reload sent as soon as the server is seen listening
-	// must not kill it.
-	var pairs []*tlsutil.KeyPair
+	// and ignored rather than ending the server).
+	var reloads []func()
 	if keyPair != nil {
-		pairs = append(pairs, keyPair)
+		reloads = append(reloads, func() { keyPair.Reload() }) // logs its own result
 	}
-	stopReload := tlsutil.ReloadOnSignal(ctx, logger, syscall.SIGHUP, pairs...)
-	defer stopReload()
+	hup.Run(ctx, logger, reloads...)
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -54,39 +49,4 @@ func newHandshakeCounter(reg prometheus.Registerer) (prometheus.Counter, error) 
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return c, nil
-}
-
-// reloadOnHUP calls each reload function every time the process gets
-// SIGHUP, until stop is called; each logs its own result. With none, the
-// signal is logged and otherwise ignored, so that it does not end the
-// server.
-func reloadOnHUP(logger *slog.Logger, reloads ...func()) (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ch:
-				if len(reloads) == 0 {
-					logger.Info("tls: got a reload signal; nothing to reload", "signal", syscall.SIGHUP.String())
-				}
-				for _, r := range reloads {
-					r()
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			cancel()
-			<-done
-		})
-	}
 }

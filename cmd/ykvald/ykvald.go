@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -172,6 +173,8 @@ func run(ctx context.Context, env cli.Env) error {
 // serve is run with a hook called with the bound address once the server
 // listens, so tests can listen on port 0.
 func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
+	hup := tlsutil.CatchReload(syscall.SIGHUP) // from the start: a reload during start-up must not end the server
+	defer hup.Stop()
 	var c config
 	fs := pflag.NewFlagSet("ykvald", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -300,8 +303,7 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 
 	// SIGHUP rereads the TLS certificate and key, and the KSM client
 	// certificate (and is otherwise logged and ignored rather than ending
-	// the server). It is caught from before the listener opens: a reload
-	// sent as soon as the server is seen listening must not kill it.
+	// the server).
 	var reloads []func()
 	if keyPair != nil {
 		reloads = append(reloads, func() { keyPair.Reload() }) // logs its own result
@@ -309,8 +311,7 @@ func serve(ctx context.Context, env cli.Env, ready func(addr string)) error {
 	if plan.tls.CertFile != "" {
 		reloads = append(reloads, func() { ksm.ReloadTLS(logger) })
 	}
-	stopReload := reloadOnHUP(logger, reloads...)
-	defer stopReload()
+	hup.Run(ctx, logger, reloads...)
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {

@@ -9,7 +9,7 @@
 // already expired) Reload keeps the pair it has, logs an error and returns
 // it, so a half-written renewal never takes a server down. Write renewed
 // files by renaming them into place, certificate and key, then signal.
-// [ReloadOnSignal] reloads on SIGHUP (or another signal).
+// A [Reloader] catches SIGHUP (or another signal) and reloads on it.
 //
 // [NewServer] returns a server configuration: TLS 1.2 or later, the
 // certificate from a KeyPair, and, with a client CA file, mutual TLS
@@ -261,43 +261,67 @@ func NewClient(cfg ClientConfig) (*tls.Config, *KeyPair, error) {
 	return tc, kp, nil
 }
 
-// ReloadOnSignal reloads pairs each time the process gets sig (SIGHUP,
-// say) until ctx is done or stop is called. The signal is caught from
-// before ReloadOnSignal returns until stop returns; with no pairs it is
-// caught and logged, so that it does not end the process. A failed reload
-// keeps the old pair (see KeyPair.Reload).
-func ReloadOnSignal(ctx context.Context, logger *slog.Logger, sig os.Signal, pairs ...*KeyPair) (stop func()) {
+// Reloader catches a reload signal (SIGHUP, say) from the moment
+// CatchReload returns until Stop, so that the signal never ends the
+// process, even while a server is still starting up; Run then acts on it.
+// A server catches the signal first thing and runs its reloads once it has
+// built what they reload: `systemctl reload` right after start (systemd's
+// Type=exec counts a service as started once it runs) is then a reload, not
+// the end of the server. Run and Stop are called from one goroutine.
+type Reloader struct {
+	sig    os.Signal
+	ch     chan os.Signal
+	cancel context.CancelFunc // set by Run
+	done   chan struct{}      // closed when Run's goroutine returns
+	once   sync.Once
+}
+
+// CatchReload starts catching sig.
+func CatchReload(sig os.Signal) *Reloader {
+	r := &Reloader{sig: sig, ch: make(chan os.Signal, 1)}
+	signal.Notify(r.ch, sig)
+	return r
+}
+
+// Run calls each reload function every time the signal arrives, first for a
+// signal caught before Run, until ctx is done or Stop is called; each logs
+// its own result (KeyPair.Reload keeps the old pair when the new files are
+// bad). With none, the signal is logged and otherwise ignored. Call Run at
+// most once.
+func (r *Reloader) Run(ctx context.Context, logger *slog.Logger, reloads ...func()) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, sig)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done = make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(r.done)
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-ch:
-				if len(pairs) == 0 {
-					logger.Info("tls: got a reload signal; nothing to reload", "signal", sig.String())
+			case <-r.ch:
+				if len(reloads) == 0 {
+					logger.Info("tls: got a reload signal; nothing to reload", "signal", r.sig.String())
 				}
-				for _, k := range pairs {
-					k.Reload() // logs its own result
+				for _, reload := range reloads {
+					reload()
 				}
 			}
 		}
 	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			cancel()
-			<-done
-		})
-	}
+}
+
+// Stop stops catching the signal and waits for Run's goroutine to return.
+// Calling it again does nothing.
+func (r *Reloader) Stop() {
+	r.once.Do(func() {
+		signal.Stop(r.ch)
+		if r.cancel != nil {
+			r.cancel()
+			<-r.done
+		}
+	})
 }
 
 // ErrorLog returns a logger for http.Server.ErrorLog: a "TLS handshake

@@ -164,8 +164,8 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// TestReloadOnSignal sends the test process a real SIGHUP.
-func TestReloadOnSignal(t *testing.T) {
+// TestReloader sends the test process a real SIGHUP.
+func TestReloader(t *testing.T) {
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, "test CA")
 	a, b := ca.Server(t), ca.Server(t)
@@ -176,8 +176,9 @@ func TestReloadOnSignal(t *testing.T) {
 	}
 	url := serve(t, tc, nil)
 	logger, logs := newLog()
-	stop := tlsutil.ReloadOnSignal(t.Context(), logger, syscall.SIGHUP, kp)
-	defer stop()
+	r := tlsutil.CatchReload(syscall.SIGHUP)
+	r.Run(t.Context(), logger, func() { kp.Reload() })
+	defer r.Stop()
 
 	b.Write(t, dir, "server")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
@@ -198,11 +199,12 @@ func TestReloadOnSignal(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	stop()
-	stop() // twice is harmless
+	r.Stop()
+	r.Stop() // twice is harmless
 
 	// With nothing to reload the signal is caught and logged.
-	stop2 := tlsutil.ReloadOnSignal(t.Context(), logger, syscall.SIGHUP)
+	r2 := tlsutil.CatchReload(syscall.SIGHUP)
+	r2.Run(t.Context(), logger)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	for !strings.Contains(logs.String(), "nothing to reload") {
 		if time.Now().After(deadline) {
@@ -210,7 +212,7 @@ func TestReloadOnSignal(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	stop2()
+	r2.Stop()
 }
 
 func TestMutualTLS(t *testing.T) {
